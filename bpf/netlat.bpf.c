@@ -1,0 +1,845 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * netlatd's kernel side: one handler per stage, joined into segments through bounded maps, recorded
+ * into per-CPU log-linear histograms. Entry points (tracepoints, netfilter hooks, and on kernels that
+ * allow them kprobes and fentry) are thin wrappers around the handlers; the daemon switches off the
+ * entry points it does not use before load. docs/SEMANTICS.md says what one sample of each segment is.
+ */
+#include "vmlinux.h"
+
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "netlat.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define MSG_PEEK 2
+#define MSG_ERRQUEUE 0x2000
+#define NF_ACCEPT 1
+#define NF_INET_PRE_ROUTING 0
+#define NF_INET_LOCAL_IN 1
+#define NF_INET_POST_ROUTING 4
+
+/* ---- configuration, set by the daemon before load ---- */
+const volatile __u32 cfg_sample_every = 1; /* track 1 in N packets/calls */
+const volatile __u8 cfg_netns_label = 0;
+const volatile __u64 cfg_stale_ns = 5000000000ULL;
+const volatile __u32 cfg_n_local_ports = 0;
+const volatile __u16 cfg_local_ports[NETLAT_MAX_PORTS] = {};
+const volatile __u32 cfg_n_remote_ports = 0;
+const volatile __u16 cfg_remote_ports[NETLAT_MAX_PORTS] = {};
+const volatile __u32 cfg_n_ifaces = 0;
+const volatile char cfg_ifaces[NETLAT_MAX_IFACES][NETLAT_IFNAMSIZ] = {};
+const volatile __u32 cfg_n_netns = 0;
+const volatile __u32 cfg_netns[NETLAT_MAX_NETNS] = {};
+
+/* ---- histograms and counters ---- */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __uint(max_entries, 2048);
+    __type(key, struct netlat_hist_key);
+    __type(value, struct netlat_hist);
+} hist SEC(".maps");
+
+/* A zeroed histogram to create new series from (too large for the BPF stack). */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct netlat_hist);
+} hist_zero SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, NETLAT_CTR_COUNT);
+    __type(key, __u32);
+    __type(value, __u64);
+} counters SEC(".maps");
+
+/* ---- correlation state ---- */
+
+/* A thread inside a send call: socket stage -> transport (TCP, UDP) or -> network (UDP). */
+struct tx_thread_val {
+    __u64 ts_socket;
+    __u64 ts_transport; /* 0 until the transport stage ran for this call */
+    __u64 sk;
+    __u64 msg; /* the msghdr the transport stage saw last: a new one is a new call (sendmmsg) */
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 8192);
+    __type(key, __u64); /* pid_tgid */
+    __type(value, struct tx_thread_val);
+} tx_thread SEC(".maps");
+
+/* One skb between stages, keyed by its address. */
+#define TX_CALLS_PER_SKB 4
+struct skb_entry {
+    __u64 ts_first;                       /* rx: driver stage; tx: unused */
+    __u64 ts_prev;                        /* the last present stage */
+    __u64 ts_socket[TX_CALLS_PER_SKB];    /* tx: socket stage of each call whose last byte rides here */
+    __u32 netns;
+    __u8 proto;
+    __u8 family;
+    __u8 prev_stage;
+    __u8 n_calls;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 16384);
+    __type(key, __u64);
+    __type(value, struct skb_entry);
+} tx_skb SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 16384);
+    __type(key, __u64);
+    __type(value, struct skb_entry);
+} rx_skb SEC(".maps");
+
+/*
+ * Per-socket rings of pending data, for joins that skb addresses cannot make:
+ *  tx (TCP): send calls waiting for the segment that carries their last byte, tagged by end sequence;
+ *  rx (TCP): received segments waiting to be read, tagged by end sequence (copied_seq passes them);
+ *  rx (UDP): queued datagrams in arrival order, tagged by a FIFO position (reads pop in order).
+ * A slot's tag is written last by its single writer and claimed with compare-and-swap by readers.
+ */
+#define RING_SLOTS 16
+struct ring_slot {
+    __u64 tag; /* (key << 32) | family << 1 | 1; 0 = empty */
+    __u64 t0;  /* tx: socket stage; rx: driver stage */
+    __u64 t1;  /* tx: transport stage; rx: last stage before the ring */
+    __u64 t2;  /* rx: queued stage */
+};
+struct ring {
+    struct ring_slot slot[RING_SLOTS];
+    __u32 next;   /* TCP: next slot to write */
+    __u32 pushed; /* UDP FIFO: datagrams pushed */
+    __u32 popped; /* UDP FIFO: datagrams read */
+    __u32 netns;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 8192);
+    __type(key, __u64); /* struct sock * */
+    __type(value, struct ring);
+} tx_ring SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 8192);
+    __type(key, __u64);
+    __type(value, struct ring);
+} rx_ring SEC(".maps");
+
+/* Empty values to insert from: rings are too large for the BPF stack. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct ring);
+} ring_zero SEC(".maps");
+
+/* ---- small helpers ---- */
+
+static __always_inline void count(__u32 idx)
+{
+    __u64 *c = bpf_map_lookup_elem(&counters, &idx);
+    if (c) __sync_fetch_and_add(c, 1);
+}
+
+static __always_inline void count_unmatched(int seg, int reason)
+{
+    count(NETLAT_CTR_UNMATCHED(seg, reason));
+}
+
+static __always_inline void record(int seg, __u8 proto, __u8 family, __u32 netns, __u64 now, __u64 then)
+{
+    if (!then || then > now) return;
+    __u64 delta = now - then;
+    struct netlat_hist_key key = {
+        .segment = seg, .protocol = proto, .family = family, .netns = cfg_netns_label ? netns : 0};
+    struct netlat_hist *h = bpf_map_lookup_elem(&hist, &key);
+    if (!h) {
+        __u32 zero = 0;
+        struct netlat_hist *z = bpf_map_lookup_elem(&hist_zero, &zero);
+        if (!z) return;
+        bpf_map_update_elem(&hist, &key, z, BPF_NOEXIST);
+        h = bpf_map_lookup_elem(&hist, &key);
+        if (!h) return;
+    }
+    __u32 slot = netlat_slot(delta);
+    if (slot >= NETLAT_SLOTS) slot = NETLAT_SLOTS - 1;
+    __sync_fetch_and_add(&h->count, 1);
+    __sync_fetch_and_add(&h->sum_ns, delta);
+    __sync_fetch_and_add(&h->slots[slot], 1);
+}
+
+/* The consecutive segment that ends at a stage (it spans any stage without a hook before it). */
+static __always_inline int segment_into(int stage)
+{
+    if (stage <= NETLAT_STAGE_TX_DRIVER)
+        return NETLAT_SEG_TX_SOCKET_TO_TRANSPORT + (stage - NETLAT_STAGE_TX_TRANSPORT);
+    return NETLAT_SEG_RX_DRIVER_TO_DEVICE + (stage - NETLAT_STAGE_RX_DEVICE);
+}
+
+static __always_inline int seq_before_eq(__u32 a, __u32 b) { return (__s32)(a - b) <= 0; }
+
+static __always_inline __u64 ring_tag(__u32 key, __u8 family) { return ((__u64)key << 32) | family << 1 | 1; }
+
+static __always_inline __u32 netns_of_dev(const struct net_device *dev)
+{
+    return BPF_CORE_READ(dev, nd_net.net, ns.inum);
+}
+
+static __always_inline __u32 netns_of_sock(const struct sock *sk)
+{
+    return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+static __always_inline int sampled(void)
+{
+    return cfg_sample_every <= 1 || bpf_get_prandom_u32() % cfg_sample_every == 0;
+}
+
+static __always_inline int port_in(const volatile __u16 *list, __u32 n, __u16 port)
+{
+    for (__u32 i = 0; i < NETLAT_MAX_PORTS; i++) {
+        if (i >= n) break;
+        if (list[i] == port) return 1;
+    }
+    return 0;
+}
+
+/* Port and namespace filters; local and remote ports in host order. */
+static __always_inline int flow_wanted(__u16 lport, __u16 rport, __u32 netns)
+{
+    if (cfg_n_local_ports && !port_in(cfg_local_ports, cfg_n_local_ports, lport)) return 0;
+    if (cfg_n_remote_ports && !port_in(cfg_remote_ports, cfg_n_remote_ports, rport)) return 0;
+    if (cfg_n_netns) {
+        int hit = 0;
+        for (__u32 i = 0; i < NETLAT_MAX_NETNS; i++) {
+            if (i >= cfg_n_netns) break;
+            if (cfg_netns[i] == netns) hit = 1;
+        }
+        if (!hit) return 0;
+    }
+    return 1;
+}
+
+static __always_inline int dev_wanted(const struct net_device *dev)
+{
+    if (!cfg_n_ifaces) return 1;
+    char name[NETLAT_IFNAMSIZ] = {};
+    bpf_probe_read_kernel_str(name, sizeof(name), BPF_CORE_READ(dev, name));
+    for (__u32 i = 0; i < NETLAT_MAX_IFACES; i++) {
+        if (i >= cfg_n_ifaces) break;
+        int same = 1;
+        for (int j = 0; j < NETLAT_IFNAMSIZ; j++) {
+            if (name[j] != cfg_ifaces[i][j]) { same = 0; break; }
+            if (!name[j]) break;
+        }
+        if (same) return 1;
+    }
+    return 0;
+}
+
+/* What a packet is, read from its IP header. */
+struct pkt {
+    __u8 proto;
+    __u8 family;
+    __u16 src_port; /* host order */
+    __u16 dst_port;
+    __u32 seq;     /* TCP only */
+    __u32 payload; /* TCP only: bytes of data (skb->len based, so GSO skbs count whole) */
+};
+
+/* Parses the IPv4/IPv6 + TCP/UDP headers at l3 (inside skb). Returns 0 for anything else. */
+static __always_inline int parse_l3(const struct sk_buff *skb, const unsigned char *l3, struct pkt *p)
+{
+    __u8 vihl;
+    if (bpf_probe_read_kernel(&vihl, 1, l3)) return 0;
+    const unsigned char *l4;
+    __u8 l4proto;
+    if ((vihl >> 4) == 4) {
+        struct iphdr ip;
+        if (bpf_probe_read_kernel(&ip, sizeof(ip), l3)) return 0;
+        if (ip.frag_off & bpf_htons(0x1fff)) return 0; /* not the first fragment: no ports */
+        l4proto = ip.protocol;
+        l4 = l3 + (ip.ihl & 0xf) * 4;
+        p->family = NETLAT_FAMILY_IPV4;
+    } else if ((vihl >> 4) == 6) {
+        struct ipv6hdr ip6;
+        if (bpf_probe_read_kernel(&ip6, sizeof(ip6), l3)) return 0;
+        l4proto = ip6.nexthdr;
+        l4 = l3 + sizeof(ip6);
+        p->family = NETLAT_FAMILY_IPV6;
+    } else {
+        return 0;
+    }
+    if (l4proto == IPPROTO_TCP) {
+        struct tcphdr th;
+        if (bpf_probe_read_kernel(&th, sizeof(th), l4)) return 0;
+        p->proto = NETLAT_PROTO_TCP;
+        p->src_port = bpf_ntohs(th.source);
+        p->dst_port = bpf_ntohs(th.dest);
+        p->seq = bpf_ntohl(th.seq);
+        unsigned char *data = BPF_CORE_READ(skb, data);
+        __u32 len = BPF_CORE_READ(skb, len);
+        __u32 hdrs = (__u32)(l4 - data) + th.doff * 4;
+        p->payload = len > hdrs ? len - hdrs : 0;
+        return 1;
+    }
+    if (l4proto == IPPROTO_UDP) {
+        struct udphdr uh;
+        if (bpf_probe_read_kernel(&uh, sizeof(uh), l4)) return 0;
+        p->proto = NETLAT_PROTO_UDP;
+        p->src_port = bpf_ntohs(uh.source);
+        p->dst_port = bpf_ntohs(uh.dest);
+        return 1;
+    }
+    return 0;
+}
+
+static __always_inline const unsigned char *skb_network(const struct sk_buff *skb)
+{
+    return BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, network_header);
+}
+
+static __always_inline __u64 current_pid_tgid(void)
+{
+    struct task_struct *t = bpf_get_current_task_btf();
+    return ((__u64)BPF_CORE_READ(t, tgid) << 32) | (__u32)BPF_CORE_READ(t, pid);
+}
+
+/* TCP or UDP over IPv4/IPv6: the protocol and family of a socket, or -1. */
+static __always_inline int sock_kind(const struct sock *sk, __u8 *proto, __u8 *family)
+{
+    __u16 fam = BPF_CORE_READ(sk, __sk_common.skc_family);
+    __u16 p = BPF_CORE_READ(sk, sk_protocol);
+    if (fam == AF_INET) *family = NETLAT_FAMILY_IPV4;
+    else if (fam == AF_INET6) *family = NETLAT_FAMILY_IPV6;
+    else return -1;
+    if (p == IPPROTO_TCP) *proto = NETLAT_PROTO_TCP;
+    else if (p == IPPROTO_UDP) *proto = NETLAT_PROTO_UDP;
+    else return -1;
+    return 0;
+}
+
+static __always_inline int sock_wanted(const struct sock *sk)
+{
+    __u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+    __u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+    return flow_wanted(lport, rport, netns_of_sock(sk));
+}
+
+static __always_inline struct ring *ring_get(void *map, int map_id, __u64 sk, int create)
+{
+    struct ring *r = bpf_map_lookup_elem(map, &sk);
+    if (r || !create) return r;
+    __u32 zero = 0;
+    struct ring *z = bpf_map_lookup_elem(&ring_zero, &zero);
+    if (!z) return 0;
+    bpf_map_update_elem(map, &sk, z, BPF_NOEXIST);
+    count(NETLAT_CTR_MAP_INSERT(map_id));
+    return bpf_map_lookup_elem(map, &sk);
+}
+
+/* Writes a TCP ring slot (single writer per socket: the socket lock or the softirq that owns it). */
+static __always_inline void ring_push_seq(struct ring *r, __u64 tag, __u64 t0, __u64 t1, int seg_lost)
+{
+    __u32 i = r->next++ % RING_SLOTS;
+    struct ring_slot *s = &r->slot[i];
+    if (__sync_lock_test_and_set(&s->tag, 0)) count_unmatched(seg_lost, NETLAT_UNMATCHED_RING_FULL);
+    s->t0 = t0;
+    s->t1 = t1;
+    s->t2 = 0;
+    __sync_lock_test_and_set(&s->tag, tag);
+}
+
+/* Claims a slot whose tag is still t; its times were read before, so they belong to that tag. */
+static __always_inline int ring_claim(struct ring_slot *s, __u64 t)
+{
+    return __sync_val_compare_and_swap(&s->tag, t, 0) == t;
+}
+
+/* ================= tx ================= */
+
+/* socket stage: a thread enters a send call on sk. */
+static __always_inline void tx_socket(const struct sock *sk)
+{
+    __u8 proto, family;
+    if (!sk || sock_kind(sk, &proto, &family) || !sock_wanted(sk) || !sampled()) return;
+    __u64 id = bpf_get_current_pid_tgid();
+    struct tx_thread_val v = {.ts_socket = bpf_ktime_get_ns(), .sk = (__u64)sk};
+    bpf_map_update_elem(&tx_thread, &id, &v, BPF_ANY);
+    count(NETLAT_CTR_MAP_INSERT(NETLAT_MAP_TX_THREAD));
+    count(NETLAT_CTR_STAGE(NETLAT_STAGE_TX_SOCKET));
+}
+
+/* The socket behind a file descriptor of the current task, or NULL if it is not a socket. */
+static __always_inline struct sock *fd_to_sock(long fd)
+{
+    struct task_struct *task = bpf_get_current_task_btf();
+    struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+    if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds)) return 0;
+    struct file **fds = BPF_CORE_READ(fdt, fd);
+    struct file *f = 0;
+    if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f) return 0;
+    if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK) return 0;
+    struct socket *sock = BPF_CORE_READ(f, private_data);
+    return BPF_CORE_READ(sock, sk);
+}
+
+/* transport stage, TCP: the first pass of a call records where its data ends in the byte stream. */
+static __always_inline void tx_transport_tcp(const struct sock *sk, const struct msghdr *msg)
+{
+    __u64 id = bpf_get_current_pid_tgid();
+    struct tx_thread_val *t = bpf_map_lookup_elem(&tx_thread, &id);
+    if (!t || t->sk != (__u64)sk) {
+        __u8 proto, family;
+        if (!sock_kind(sk, &proto, &family) && sock_wanted(sk))
+            count_unmatched(NETLAT_SEG_TX_SOCKET_TO_TRANSPORT, NETLAT_UNMATCHED_NO_START);
+        return;
+    }
+    if (t->msg == (__u64)msg) return; /* a later pass of the same call */
+    __u64 now = bpf_ktime_get_ns();
+    t->msg = (__u64)msg;
+    t->ts_transport = now;
+    count(NETLAT_CTR_STAGE(NETLAT_STAGE_TX_TRANSPORT));
+
+    const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+    __u32 write_seq = BPF_CORE_READ(tp, write_seq);
+    __u64 left = BPF_CORE_READ(msg, msg_iter.count);
+    if (!left) return;
+    struct ring *r = ring_get(&tx_ring, NETLAT_MAP_TX_RING, (__u64)sk, 1);
+    if (!r) return;
+    __u8 proto, family;
+    if (sock_kind(sk, &proto, &family)) return;
+    ring_push_seq(r, ring_tag(write_seq + (__u32)left, family), t->ts_socket, now,
+                  NETLAT_SEG_TX_TRANSPORT_TO_NETWORK);
+}
+
+/* Emits the per-call segments of a call that reaches the network stage. */
+static __always_inline void tx_call_reached_network(struct skb_entry *e, __u64 t_socket,
+                                                    __u64 t_transport, __u64 now)
+{
+    record(NETLAT_SEG_TX_SOCKET_TO_TRANSPORT, e->proto, e->family, e->netns, t_transport, t_socket);
+    record(NETLAT_SEG_TX_TRANSPORT_TO_NETWORK, e->proto, e->family, e->netns, now,
+           t_transport ? t_transport : t_socket);
+    if (e->n_calls < TX_CALLS_PER_SKB) {
+        __u8 n = e->n_calls & (TX_CALLS_PER_SKB - 1);
+        e->ts_socket[n] = t_socket;
+        e->n_calls++;
+    } else {
+        count_unmatched(NETLAT_SEG_TX_TOTAL, NETLAT_UNMATCHED_COALESCED);
+    }
+}
+
+/* network stage: an skb leaves IP (ip_output / POST_ROUTING). */
+static __always_inline void tx_network(const struct sk_buff *skb)
+{
+    const struct sock *sk = BPF_CORE_READ(skb, sk);
+    if (!sk) return; /* forwarded, not ours */
+    struct pkt p = {};
+    if (!parse_l3(skb, skb_network(skb), &p)) return;
+    const struct net_device *dev = BPF_CORE_READ(skb, dev);
+    __u32 netns = netns_of_dev(dev);
+    if (!flow_wanted(p.src_port, p.dst_port, netns) || !dev_wanted(dev)) return;
+    if (p.proto == NETLAT_PROTO_TCP && !p.payload) return; /* pure ACK, SYN, FIN: no data to time */
+
+    __u64 now = bpf_ktime_get_ns();
+    struct skb_entry e = {.ts_prev = now, .netns = netns, .proto = p.proto, .family = p.family,
+                          .prev_stage = NETLAT_STAGE_TX_NETWORK};
+
+    if (p.proto == NETLAT_PROTO_TCP) {
+        const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+        if ((__s32)(p.seq - BPF_CORE_READ(tp, snd_nxt)) < 0) {
+            count_unmatched(NETLAT_SEG_TX_TRANSPORT_TO_NETWORK, NETLAT_UNMATCHED_RETRANSMIT);
+            return;
+        }
+        struct ring *r = ring_get(&tx_ring, NETLAT_MAP_TX_RING, (__u64)sk, 0);
+        if (r) {
+            __u32 end = p.seq + p.payload;
+            for (int i = 0; i < RING_SLOTS; i++) {
+                struct ring_slot *s = &r->slot[i];
+                __u64 tag = s->tag;
+                if (!tag) continue;
+                __u32 call_end = tag >> 32;
+                if (seq_before_eq(call_end, p.seq) || !seq_before_eq(call_end, end)) continue;
+                __u64 t0 = s->t0, t1 = s->t1;
+                if (!ring_claim(s, tag)) continue;
+                tx_call_reached_network(&e, t0, t1, now);
+            }
+        }
+        if (!e.n_calls) {
+            /* Data whose call was not seen, or the middle of a call that spans segments. */
+            count_unmatched(NETLAT_SEG_TX_TRANSPORT_TO_NETWORK, NETLAT_UNMATCHED_NO_START);
+        }
+    } else {
+        struct tx_thread_val *t = 0;
+        if (bpf_get_current_task_btf()) {
+            __u64 id = current_pid_tgid();
+            t = bpf_map_lookup_elem(&tx_thread, &id);
+        }
+        if (t && t->sk == (__u64)sk)
+            tx_call_reached_network(&e, t->ts_socket, t->ts_transport, now);
+        else
+            count_unmatched(NETLAT_SEG_TX_TRANSPORT_TO_NETWORK, NETLAT_UNMATCHED_NO_START);
+    }
+    count(NETLAT_CTR_STAGE(NETLAT_STAGE_TX_NETWORK));
+    __u64 key = (__u64)skb;
+    bpf_map_update_elem(&tx_skb, &key, &e, BPF_ANY);
+    count(NETLAT_CTR_MAP_INSERT(NETLAT_MAP_TX_SKB));
+}
+
+/* Looks up an skb entry and checks it is fresh; counts stale ones. */
+static __always_inline struct skb_entry *skb_lookup(void *map, int map_id, __u64 key, int stage,
+                                                    __u64 now)
+{
+    struct skb_entry *e = bpf_map_lookup_elem(map, &key);
+    if (!e) return 0;
+    if (now - e->ts_prev > cfg_stale_ns) {
+        count_unmatched(segment_into(stage), NETLAT_UNMATCHED_STALE);
+        if (!bpf_map_delete_elem(map, &key))
+            count(NETLAT_CTR_MAP_DELETE(map_id));
+        return 0;
+    }
+    return e;
+}
+
+static __always_inline void skb_stage(struct skb_entry *e, int stage, __u64 now)
+{
+    record(segment_into(stage), e->proto, e->family, e->netns, now, e->ts_prev);
+    e->ts_prev = now;
+    e->prev_stage = stage;
+    count(NETLAT_CTR_STAGE(stage));
+}
+
+/* device stage: __dev_queue_xmit, before the qdisc. */
+static __always_inline void tx_device(const struct sk_buff *skb)
+{
+    __u64 now = bpf_ktime_get_ns();
+    struct skb_entry *e = skb_lookup(&tx_skb, NETLAT_MAP_TX_SKB, (__u64)skb, NETLAT_STAGE_TX_DEVICE, now);
+    if (e) skb_stage(e, NETLAT_STAGE_TX_DEVICE, now);
+}
+
+/* driver stage: the skb is handed to the driver. The end of tx. */
+static __always_inline void tx_driver(const struct sk_buff *skb)
+{
+    __u64 now = bpf_ktime_get_ns();
+    __u64 key = (__u64)skb;
+    struct skb_entry *e = skb_lookup(&tx_skb, NETLAT_MAP_TX_SKB, key, NETLAT_STAGE_TX_DRIVER, now);
+    if (!e) return;
+    skb_stage(e, NETLAT_STAGE_TX_DRIVER, now);
+    for (int i = 0; i < TX_CALLS_PER_SKB; i++) {
+        if (i >= e->n_calls) break;
+        record(NETLAT_SEG_TX_TOTAL, e->proto, e->family, e->netns, now, e->ts_socket[i]);
+    }
+    if (!bpf_map_delete_elem(&tx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_TX_SKB));
+}
+
+/* ================= rx ================= */
+
+/* driver stage: the driver hands the skb to the stack (skb->data is at the IP header). */
+static __always_inline void rx_driver(const struct sk_buff *skb)
+{
+    struct pkt p = {};
+    if (!parse_l3(skb, BPF_CORE_READ(skb, data), &p)) return;
+    const struct net_device *dev = BPF_CORE_READ(skb, dev);
+    __u32 netns = netns_of_dev(dev);
+    if (!flow_wanted(p.dst_port, p.src_port, netns) || !dev_wanted(dev) || !sampled()) return;
+    __u64 now = bpf_ktime_get_ns();
+    struct skb_entry e = {.ts_first = now, .ts_prev = now, .netns = netns, .proto = p.proto,
+                          .family = p.family, .prev_stage = NETLAT_STAGE_RX_DRIVER};
+    __u64 key = (__u64)skb;
+    bpf_map_update_elem(&rx_skb, &key, &e, BPF_ANY);
+    count(NETLAT_CTR_MAP_INSERT(NETLAT_MAP_RX_SKB));
+    count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_DRIVER));
+}
+
+/* device, network and transport stages: the same skb moves on. */
+static __always_inline void rx_skb_stage(const struct sk_buff *skb, int stage)
+{
+    __u64 now = bpf_ktime_get_ns();
+    struct skb_entry *e = skb_lookup(&rx_skb, NETLAT_MAP_RX_SKB, (__u64)skb, stage, now);
+    if (e && e->prev_stage < stage) skb_stage(e, stage, now);
+}
+
+/* TCP takes the segment for an established socket: move it from its skb address to the socket's
+ * ring, keyed by end sequence, because the receive queue may coalesce it into another skb. */
+static __always_inline void rx_tcp_owned(const struct sock *sk, const struct sk_buff *skb)
+{
+    __u64 key = (__u64)skb;
+    struct skb_entry *e = bpf_map_lookup_elem(&rx_skb, &key);
+    if (!e) return;
+    const struct tcp_skb_cb *cb = (const struct tcp_skb_cb *)&skb->cb[0];
+    __u32 seq = BPF_CORE_READ(cb, seq), end = BPF_CORE_READ(cb, end_seq);
+    if (end != seq) {
+        struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, (__u64)sk, 1);
+        if (r) {
+            r->netns = e->netns;
+            ring_push_seq(r, ring_tag(end, e->family), e->ts_first, e->ts_prev,
+                          NETLAT_SEG_RX_TRANSPORT_TO_QUEUED);
+        }
+    }
+    if (!bpf_map_delete_elem(&rx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_SKB));
+}
+
+/* queued stage, TCP: everything up to rcv_nxt is on the receive queue and the reader is woken. */
+static __always_inline void rx_queued_tcp(const struct sock *sk, __u64 now)
+{
+    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, (__u64)sk, 0);
+    if (!r) return;
+    __u32 rcv_nxt = BPF_CORE_READ((const struct tcp_sock *)sk, rcv_nxt);
+    for (int i = 0; i < RING_SLOTS; i++) {
+        struct ring_slot *s = &r->slot[i];
+        __u64 tag = s->tag;
+        if (!tag || s->t2 || !seq_before_eq(tag >> 32, rcv_nxt)) continue;
+        s->t2 = now;
+        __u8 family = (tag >> 1) & 1;
+        record(NETLAT_SEG_RX_TRANSPORT_TO_QUEUED, NETLAT_PROTO_TCP, family, r->netns, now, s->t1);
+        record(NETLAT_SEG_RX_STACK, NETLAT_PROTO_TCP, family, r->netns, now, s->t0);
+        count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_QUEUED));
+    }
+}
+
+/* queued stage, UDP: the newest datagrams on the receive queue. One wakeup can stand for a batch
+ * (6.18 splices per-NUMA producer queues), so walk back from the tail over datagrams not yet pushed,
+ * then push them oldest first into the socket's FIFO. */
+#define UDP_QUEUE_WALK 8
+static __always_inline void rx_queued_udp(const struct sock *sk, __u64 now)
+{
+    const struct sk_buff_head *q = &sk->sk_receive_queue;
+    const struct sk_buff *skb = BPF_CORE_READ(q, prev);
+    __u64 found[UDP_QUEUE_WALK] = {};
+    int n = 0;
+    for (int i = 0; i < UDP_QUEUE_WALK; i++) {
+        if (!skb || (const void *)skb == (const void *)q) break;
+        __u64 key = (__u64)skb;
+        struct skb_entry *e = bpf_map_lookup_elem(&rx_skb, &key);
+        if (!e || e->prev_stage >= NETLAT_STAGE_RX_QUEUED) break;
+        found[i] = key;
+        n = i + 1;
+        skb = BPF_CORE_READ(skb, prev);
+    }
+    if (!n) return;
+    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, (__u64)sk, 1);
+    if (!r) return;
+    for (int i = UDP_QUEUE_WALK - 1; i >= 0; i--) {
+        if (i >= n) continue;
+        __u64 key = found[i];
+        struct skb_entry *e = bpf_map_lookup_elem(&rx_skb, &key);
+        if (!e) continue;
+        record(NETLAT_SEG_RX_TRANSPORT_TO_QUEUED, NETLAT_PROTO_UDP, e->family, e->netns, now, e->ts_prev);
+        record(NETLAT_SEG_RX_STACK, NETLAT_PROTO_UDP, e->family, e->netns, now, e->ts_first);
+        count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_QUEUED));
+        __u32 pos = __sync_fetch_and_add(&r->pushed, 1);
+        struct ring_slot *s = &r->slot[pos % RING_SLOTS];
+        s->tag = 0;
+        s->t0 = e->ts_first;
+        s->t1 = e->ts_prev;
+        s->t2 = now;
+        r->netns = e->netns;
+        __sync_lock_test_and_set(&s->tag, ring_tag(pos, e->family));
+        if (!bpf_map_delete_elem(&rx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_SKB));
+    }
+}
+
+static __always_inline void rx_queued(const struct sock *sk)
+{
+    __u8 proto, family;
+    if (!sk || sock_kind(sk, &proto, &family)) return;
+    __u64 now = bpf_ktime_get_ns();
+    if (proto == NETLAT_PROTO_TCP)
+        rx_queued_tcp(sk, now);
+    else
+        rx_queued_udp(sk, now);
+}
+
+static __always_inline void rx_read_sample(__u8 proto, __u64 tag, __u32 netns, const struct ring_slot *s,
+                                           __u64 t0, __u64 t1, __u64 t2, __u64 now)
+{
+    __u8 family = (tag >> 1) & 1;
+    record(NETLAT_SEG_RX_QUEUED_TO_SOCKET, proto, family, netns, now, t2 ? t2 : t1);
+    record(NETLAT_SEG_RX_TOTAL, proto, family, netns, now, t0);
+    count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_SOCKET));
+}
+
+/* socket stage: a read on sk returned `ret` bytes. TCP: every pending segment whose end the reader
+ * has passed (copied_seq) is read. UDP: one datagram, the oldest queued. */
+static __always_inline void rx_socket(const struct sock *sk, int ret, int flags)
+{
+    if (ret <= 0 || (flags & (MSG_PEEK | MSG_ERRQUEUE))) return;
+    __u8 proto, family;
+    if (!sk || sock_kind(sk, &proto, &family)) return;
+    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, (__u64)sk, 0);
+    if (!r) return;
+    __u64 now = bpf_ktime_get_ns();
+    if (proto == NETLAT_PROTO_TCP) {
+        __u32 copied = BPF_CORE_READ((const struct tcp_sock *)sk, copied_seq);
+        for (int i = 0; i < RING_SLOTS; i++) {
+            struct ring_slot *s = &r->slot[i];
+            __u64 tag = s->tag;
+            if (!tag || !seq_before_eq(tag >> 32, copied)) continue;
+            __u64 t0 = s->t0, t1 = s->t1, t2 = s->t2;
+            if (ring_claim(s, tag)) rx_read_sample(proto, tag, r->netns, s, t0, t1, t2, now);
+        }
+        return;
+    }
+    __u32 pos = __sync_fetch_and_add(&r->popped, 1);
+    if (r->pushed - pos > RING_SLOTS || (__s32)(r->pushed - pos) <= 0) {
+        /* Overwritten before it was read, or read before we saw it queued. */
+        count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET,
+                        (__s32)(r->pushed - pos) <= 0 ? NETLAT_UNMATCHED_NO_START
+                                                       : NETLAT_UNMATCHED_RING_FULL);
+        if ((__s32)(r->pushed - pos) <= 0) __sync_fetch_and_add(&r->popped, -1);
+        return;
+    }
+    struct ring_slot *s = &r->slot[pos % RING_SLOTS];
+    __u64 tag = s->tag;
+    if (!tag || (__u32)(tag >> 32) != pos) {
+        count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET, NETLAT_UNMATCHED_RING_FULL);
+        return;
+    }
+    __u64 t0 = s->t0, t1 = s->t1, t2 = s->t2;
+    if (ring_claim(s, tag)) rx_read_sample(proto, tag, r->netns, s, t0, t1, t2, now);
+}
+
+/* An skb is freed: forget it, so a reused address never matches a stale entry. */
+static __always_inline void skb_freed(const struct sk_buff *skb, int dropped)
+{
+    __u64 key = (__u64)skb;
+    struct skb_entry *e = bpf_map_lookup_elem(&tx_skb, &key);
+    if (e) {
+        if (dropped) count_unmatched(segment_into(e->prev_stage + 1), NETLAT_UNMATCHED_DROPPED);
+        if (!bpf_map_delete_elem(&tx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_TX_SKB));
+    }
+    e = bpf_map_lookup_elem(&rx_skb, &key);
+    if (e) {
+        if (dropped && e->prev_stage < NETLAT_STAGE_RX_SOCKET)
+            count_unmatched(segment_into(e->prev_stage + 1), NETLAT_UNMATCHED_DROPPED);
+        if (!bpf_map_delete_elem(&rx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_SKB));
+    }
+}
+
+/* ================= entry points: tracepoint family ================= */
+
+#define SYS_ENTER_SEND(name)                                                 \
+    SEC("tp/syscalls/sys_enter_" #name)                                      \
+    int tp_sys_enter_##name(struct trace_event_raw_sys_enter *ctx)          \
+    {                                                                        \
+        struct sock *sk = fd_to_sock(ctx->args[0]);                          \
+        if (sk) tx_socket(sk);                                               \
+        return 0;                                                            \
+    }
+SYS_ENTER_SEND(sendto)
+SYS_ENTER_SEND(sendmsg)
+SYS_ENTER_SEND(sendmmsg)
+SYS_ENTER_SEND(write)
+SYS_ENTER_SEND(writev)
+
+SEC("tp_btf/tcp_sendmsg_locked")
+int BPF_PROG(tp_tcp_sendmsg_locked, const struct sock *sk, const struct msghdr *msg)
+{
+    tx_transport_tcp(sk, msg);
+    return 0;
+}
+
+SEC("netfilter")
+int nf_tx_network(struct bpf_nf_ctx *ctx)
+{
+    tx_network(ctx->skb);
+    return NF_ACCEPT;
+}
+
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(tp_net_dev_queue, struct sk_buff *skb)
+{
+    tx_device(skb);
+    return 0;
+}
+
+SEC("tp_btf/net_dev_start_xmit")
+int BPF_PROG(tp_net_dev_start_xmit, const struct sk_buff *skb)
+{
+    tx_driver(skb);
+    return 0;
+}
+
+#define RX_DRIVER_TP(name)                       \
+    SEC("tp_btf/" #name)                         \
+    int BPF_PROG(tp_##name, struct sk_buff *skb) \
+    {                                            \
+        rx_driver(skb);                          \
+        return 0;                                \
+    }
+RX_DRIVER_TP(netif_rx)
+RX_DRIVER_TP(napi_gro_receive_entry)
+RX_DRIVER_TP(netif_receive_skb_entry)
+RX_DRIVER_TP(netif_receive_skb_list_entry)
+
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(tp_netif_receive_skb, struct sk_buff *skb)
+{
+    rx_skb_stage(skb, NETLAT_STAGE_RX_DEVICE);
+    return 0;
+}
+
+SEC("netfilter")
+int nf_rx_network(struct bpf_nf_ctx *ctx)
+{
+    rx_skb_stage(ctx->skb, NETLAT_STAGE_RX_NETWORK);
+    return NF_ACCEPT;
+}
+
+SEC("netfilter")
+int nf_rx_transport(struct bpf_nf_ctx *ctx)
+{
+    rx_skb_stage(ctx->skb, NETLAT_STAGE_RX_TRANSPORT);
+    return NF_ACCEPT;
+}
+
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(tp_tcp_probe, struct sock *sk, const struct sk_buff *skb)
+{
+    rx_tcp_owned(sk, skb);
+    return 0;
+}
+
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(tp_sk_data_ready, const struct sock *sk)
+{
+    rx_queued(sk);
+    return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(tp_sock_recv_length, struct sock *sk, int ret, int flags)
+{
+    rx_socket(sk, ret, flags);
+    return 0;
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(tp_kfree_skb, struct sk_buff *skb)
+{
+    skb_freed(skb, 1);
+    return 0;
+}
+
+SEC("tp_btf/consume_skb")
+int BPF_PROG(tp_consume_skb, struct sk_buff *skb)
+{
+    skb_freed(skb, 0);
+    return 0;
+}

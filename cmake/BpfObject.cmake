@@ -1,0 +1,46 @@
+# bpf_object(NAME SOURCE [DEPENDS headers...])
+# Compiles SOURCE (a *.bpf.c file) with clang for the BPF target against a vmlinux.h generated from the
+# build machine's BTF, then generates a libbpf skeleton with bpftool. Creates an INTERFACE target
+# NAME_skel whose include directory holds NAME.skel.h.
+find_program(CLANG_EXE NAMES clang-14 clang REQUIRED)
+find_program(BPFTOOL_EXE NAMES bpftool PATHS /usr/sbin /usr/local/sbin REQUIRED)
+
+set(NETLAT_VMLINUX_BTF "/sys/kernel/btf/vmlinux" CACHE FILEPATH
+    "BTF file vmlinux.h is generated from (types only: CO-RE relocates them on every kernel)")
+set(NETLAT_BPF_GEN_DIR "${CMAKE_BINARY_DIR}/bpf-gen")
+file(MAKE_DIRECTORY "${NETLAT_BPF_GEN_DIR}")
+
+add_custom_command(
+    OUTPUT "${NETLAT_BPF_GEN_DIR}/vmlinux.h"
+    COMMAND "${BPFTOOL_EXE}" btf dump file "${NETLAT_VMLINUX_BTF}" format c > vmlinux.h.tmp
+    COMMAND ${CMAKE_COMMAND} -E rename vmlinux.h.tmp vmlinux.h
+    WORKING_DIRECTORY "${NETLAT_BPF_GEN_DIR}"
+    COMMENT "Generating vmlinux.h from ${NETLAT_VMLINUX_BTF}"
+    VERBATIM)
+
+function(bpf_object NAME SOURCE)
+    cmake_parse_arguments(ARG "" "" "DEPENDS" ${ARGN})
+    get_filename_component(src "${SOURCE}" ABSOLUTE)
+    get_filename_component(src_dir "${src}" DIRECTORY)
+    set(obj "${NETLAT_BPF_GEN_DIR}/${NAME}.bpf.o")
+    set(skel "${NETLAT_BPF_GEN_DIR}/${NAME}.skel.h")
+    add_custom_command(
+        OUTPUT "${obj}"
+        COMMAND "${CLANG_EXE}" -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86
+                -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+                -I "${NETLAT_BPF_GEN_DIR}" -I "${src_dir}" -c "${src}" -o "${obj}"
+        DEPENDS "${src}" "${NETLAT_BPF_GEN_DIR}/vmlinux.h" ${ARG_DEPENDS}
+        COMMENT "Compiling BPF object ${NAME}"
+        VERBATIM)
+    add_custom_command(
+        OUTPUT "${skel}"
+        COMMAND "${BPFTOOL_EXE}" gen skeleton "${obj}" name "${NAME}" > "${skel}.tmp"
+        COMMAND ${CMAKE_COMMAND} -E rename "${skel}.tmp" "${skel}"
+        DEPENDS "${obj}"
+        COMMENT "Generating BPF skeleton ${NAME}.skel.h"
+        VERBATIM)
+    add_custom_target(${NAME}_skel_gen DEPENDS "${skel}")
+    add_library(${NAME}_skel INTERFACE)
+    add_dependencies(${NAME}_skel ${NAME}_skel_gen)
+    target_include_directories(${NAME}_skel INTERFACE "${NETLAT_BPF_GEN_DIR}")
+endfunction()

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs, from Debian 12's packages, everything netlatd needs to build, run and be tested.
+# Idempotent: packages already present are left alone; apt-get update runs only when something is missing.
+set -euo pipefail
+
+DEPS=(
+    # build
+    build-essential cmake pkg-config clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
+    prometheus-cpp-dev libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev
+    # tests
+    googletest libgtest-dev iproute2 iptables curl procps python3 prometheus
+)
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "tools/deps.sh: must run as root (installs Debian packages)" >&2
+    exit 1
+fi
+
+missing=()
+for pkg in "${DEPS[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    echo "tools/deps.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
