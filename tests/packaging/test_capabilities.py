@@ -1,0 +1,162 @@
+#!/usr/bin/python3
+"""Finds out, by running it, that netlatd works with exactly the capabilities in
+packaging/capabilities.txt and with nothing less:
+
+  reference   netlatd as full root
+  minimal     uid 0 with the bounding set (hence permitted/effective) cut to the listed capabilities,
+              no-new-privs, RLIMIT_MEMLOCK 0 (as the systemd unit runs it, minus the sandboxing):
+              must attach the same hooks as the reference, record latency samples under loopback
+              traffic and exit 0 on SIGTERM
+  minus X     the minimal set without X, for each X: must fail (exit, no /metrics, fewer hooks, or
+              no samples) -- otherwise X is not needed and the list is wrong
+  non-root    uid 65534 with the set as ambient capabilities: reported, not required (tracefs is
+              mode 0700 root on these kernels)
+
+Usage: test_capabilities.py NETLATD
+"""
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+import netlat_probe  # noqa: E402
+
+
+def caps_arg(caps):
+    return ','.join(['-all'] + [f'+{c.removeprefix("CAP_").lower()}' for c in caps])
+
+
+def run(netlatd, label, wrapper, logdir):
+    """Start netlatd under `wrapper`, drive traffic, return a result dict."""
+    port = netlat_probe.free_port()
+    url = f'http://127.0.0.1:{port}/metrics'
+    log = logdir / f'{label.replace(" ", "_")}.log'
+    cmd = wrapper + [netlatd, '--listen', f'127.0.0.1:{port}']
+    with open(log, 'w') as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    result = {'label': label, 'cmd': ' '.join(cmd), 'served': False, 'exit': None,
+              'summary': None}
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and proc.poll() is None:
+            if netlat_probe.wait(url, 0.5):
+                result['served'] = True
+                break
+        if result['served']:
+            netlat_probe.traffic(3)
+            # Samples reach /metrics after the daemon's next drain interval.
+            deadline = time.monotonic() + 10
+            while True:
+                s = netlat_probe.summary(url)
+                got = all(s['latency_counts'].get(k, 0) > 0 for k in ('tx/total/tcp', 'rx/total/tcp'))
+                if got or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            result['summary'] = s
+    except OSError as e:
+        result['error'] = str(e)
+    finally:
+        if proc.poll() is None:
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            result['stop_seconds'] = round(time.monotonic() - t0, 2)
+        result['exit'] = proc.returncode
+        result['log_tail'] = log.read_text()[-1500:]
+    return result
+
+
+def works(r, reference):
+    """Empty list when `r` behaves like the reference run; else the reasons it does not."""
+    why = []
+    if not r['served']:
+        why.append(f'no /metrics (exit {r["exit"]})')
+        return why
+    s = r['summary']
+    if s['stages'] != reference['summary']['stages']:
+        lost = sorted(set(reference['summary']['stages']) - set(s['stages']))
+        why.append(f'hooks differ from reference: missing {lost}')
+    for k in ('tx/total/tcp', 'rx/total/tcp'):
+        if s['latency_counts'].get(k, 0) <= 0:
+            why.append(f'no {k} samples')
+    if reference['summary']['bpf_program_runs'] > 0 and s['bpf_program_runs'] <= 0:
+        why.append('no BPF program run statistics (reference has them)')
+    if r['exit'] != 0:
+        why.append(f'exit code {r["exit"]} on SIGTERM')
+    return why
+
+
+def main():
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    netlatd = sys.argv[1]
+    if os.geteuid() != 0:
+        print('FAIL: must run as root')
+        return 1
+    for tool in ('setpriv', 'prlimit'):
+        if not any((pathlib.Path(d) / tool).exists() for d in os.environ['PATH'].split(':')):
+            print(f'FAIL: {tool} not found (apt-get install util-linux)')
+            return 1
+    caps = (REPO / 'packaging' / 'capabilities.txt').read_text().split()
+    logdir = pathlib.Path(tempfile.mkdtemp(prefix='netlatd-caps.'))
+
+    def reduced(cs, extra=()):
+        return (['prlimit', '--memlock=0:0', '--', 'setpriv', '--bounding-set', caps_arg(cs),
+                 '--inh-caps', '-all', '--ambient-caps', '-all', '--no-new-privs'] + list(extra) + ['--'])
+
+    reference = run(netlatd, 'reference', [], logdir)
+    if not reference['served'] or not reference['summary']['stages_active']:
+        print(f'FAIL: netlatd does not work even as full root:\n{reference["log_tail"]}')
+        return 1
+    print(f'reference (full root): {len(reference["summary"]["stages_active"])} stages attached: '
+          f'{", ".join(reference["summary"]["stages_active"])}')
+    print(f'  bpf program runs: {reference["summary"]["bpf_program_runs"]:.0f}')
+
+    failures = []
+    minimal = run(netlatd, 'minimal', reduced(caps), logdir)
+    why = works(minimal, reference)
+    print(f'minimal {"+".join(caps)} (memlock 0): {"WORKS" if not why else "FAILS: " + "; ".join(why)}'
+          f" (stopped in {minimal.get('stop_seconds')} s, exit {minimal['exit']})")
+    if why:
+        failures.append(f'netlatd does not work with {caps}: {why}\n{minimal["log_tail"]}')
+
+    for cap in caps:
+        r = run(netlatd, f'minus {cap}', reduced([c for c in caps if c != cap]), logdir)
+        why = works(r, reference)
+        print(f'without {cap}: {"fails as expected: " + "; ".join(why) if why else "STILL WORKS"}')
+        if not why:
+            failures.append(f'{cap} is not needed: netlatd works without it')
+
+    nonroot = run(netlatd, 'non-root', ['setpriv', '--reuid', '65534', '--regid', '65534',
+                                        '--clear-groups', '--inh-caps', caps_arg(caps),
+                                        '--ambient-caps', caps_arg(caps), '--'], logdir)
+    why = works(nonroot, reference)
+    print(f'non-root uid 65534 with ambient {"+".join(caps)} (information): '
+          f'{"works" if not why else "; ".join(why)}')
+
+    (logdir / 'results.json').write_text(json.dumps(
+        {'reference': reference, 'minimal': minimal, 'nonroot': nonroot}, indent=1))
+    if failures:
+        print('\n'.join(failures))
+        print(f'FAIL (logs in {logdir})')
+        return 1
+    subprocess.run(['rm', '-rf', str(logdir)], check=False)
+    print(f'capability set {" ".join(caps)}: 1 + {len(caps)} checks passed')
+    print(f'{1 + len(caps)} passed, 0 failed')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
