@@ -9,6 +9,7 @@ DEPS=(
     prometheus-cpp-dev libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev
     # tests
     googletest libgtest-dev iproute2 iptables curl procps python3 prometheus
+    podman runc systemd util-linux unzip nodejs python3-kubernetes python3-yaml  # packaging/e2e tiers
 )
 
 if [[ $(id -u) -ne 0 ]]; then
