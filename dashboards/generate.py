@@ -11,7 +11,10 @@ Metric names are the exporter's contract (see docs/OPERATIONS.md).
 import json
 import pathlib
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 
 HERE = pathlib.Path(__file__).resolve().parent
 CHART_DASHBOARDS = HERE.parent / 'deploy' / 'helm' / 'netlatd' / 'dashboards'
@@ -275,11 +278,36 @@ def lint(name, dash):
     return problems
 
 
+def promtool_parse(dashboards):
+    """Every query, with Grafana's variables filled in, must parse as PromQL (promtool check rules
+    on a throw-away rule file that records each query)."""
+    promtool = shutil.which('promtool')
+    if not promtool:
+        return ['promtool not found (apt-get install prometheus)']
+    rules = []
+    for name, dash in dashboards:
+        for p in dash['panels']:
+            for t in p.get('targets', []):
+                expr = (t['expr'].replace('$__rate_interval', '1m').replace('$instance', '.*')
+                        .replace('$protocol', 'tcp|udp'))
+                rules.append({'record': f'dashboard:query_{len(rules)}', 'expr': expr})
+    with tempfile.NamedTemporaryFile('w', suffix='.yml') as f:
+        json.dump({'groups': [{'name': 'dashboard-queries', 'rules': rules}]}, f)
+        f.flush()
+        r = subprocess.run([promtool, 'check', 'rules', f.name], capture_output=True, text=True)
+    if r.returncode != 0:
+        return [f'dashboard queries do not parse:\n{r.stdout}{r.stderr}']
+    print(f'promtool: {len(rules)} dashboard queries parse')
+    return []
+
+
 def main(argv):
     check = '--check' in argv
     problems = []
+    rendered = []
     for name, fn in DASHBOARDS.items():
         text = render(fn)
+        rendered.append((name, json.loads(text)))
         problems += lint(name, json.loads(text))
         for path in (HERE / name, CHART_DASHBOARDS / name):
             if check:
@@ -288,6 +316,8 @@ def main(argv):
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text)
+    if check:
+        problems += promtool_parse(rendered)
     for p in problems:
         print(p, file=sys.stderr)
     if problems:
