@@ -64,6 +64,10 @@ node "$here/validate_k8s_models.mjs" "$out/bad-type.yaml" >/dev/null \
 node "$here/validate_k8s_models.mjs" "$out/bad-crd.yaml" >/dev/null \
   && fail "kubernetes-models validator accepted an integer ServiceMonitor endpoint port"
 echo "validators reject: unknown field, wrong type, bad CRD field"
+# values.schema.json: a misspelled value must stop helm itself.
+"$helm" template netlatd "$chart" --set serviceMonitr.enabled=true > /dev/null 2>&1 \
+  && fail "helm accepted a misspelled value (values.schema.json)"
+echo "helm rejects misspelled values"
 
 # What the DaemonSet must carry, checked on the rendered objects.
 /usr/bin/python3 - "$out/all.yaml" "$repo" <<'PY'
