@@ -22,8 +22,20 @@ for tool in apt-cache apt-get dpkg-deb; do
 done
 
 # The candidate version's dependency on linux-image-<abi>-cloud-amd64.
-kpkg=$(apt-cache depends "$METAPKG" 2>/dev/null |
-  sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1)
+resolve() {
+  apt-cache depends "$METAPKG" 2>/dev/null |
+    sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1
+}
+refreshed=no
+refresh_lists() {
+  # Package lists missing or stale (a superseded version is gone from the mirror): refresh once.
+  [ "$refreshed" = no ] && [ "$(id -u)" = 0 ] || return 1
+  log "running apt-get update"
+  apt-get update -qq >&2 || return 1
+  refreshed=yes
+}
+kpkg=$(resolve)
+if [ -z "$kpkg" ] && refresh_lists; then kpkg=$(resolve); fi
 [ -n "$kpkg" ] || die "cannot resolve $METAPKG with apt-cache depends (did 'apt-get update' run?)"
 kver=${kpkg#linux-image-}
 kpkg_version=$(apt-cache policy "$kpkg" | sed -n 's/^ *Candidate: //p')
@@ -38,8 +50,16 @@ deb=$(ls "$CACHE_DIR"/"${kpkg}"_*_amd64.deb 2>/dev/null | head -n1 || true)
 if [ -z "$deb" ] || ! dpkg-deb -f "$deb" Version | grep -qxF "$kpkg_version"; then
   log "downloading $kpkg=$kpkg_version into $CACHE_DIR"
   rm -f "$CACHE_DIR"/"${kpkg}"_*_amd64.deb
-  (cd "$CACHE_DIR" && apt-get download -q "$kpkg=$kpkg_version" >&2) ||
-    die "apt-get download $kpkg=$kpkg_version failed"
+  # -o APT::Sandbox::User=root: the cache dir is usually not readable by the _apt user.
+  dl() { (cd "$CACHE_DIR" && apt-get download -q -o APT::Sandbox::User=root "$kpkg=$kpkg_version" >&2); }
+  if ! dl; then
+    refresh_lists || die "apt-get download $kpkg=$kpkg_version failed"
+    kpkg=$(resolve)
+    kver=${kpkg#linux-image-}
+    kdir="$CACHE_DIR/$kver"
+    kpkg_version=$(apt-cache policy "$kpkg" | sed -n 's/^ *Candidate: //p')
+    dl || die "apt-get download $kpkg=$kpkg_version failed"
+  fi
   deb=$(ls "$CACHE_DIR"/"${kpkg}"_*_amd64.deb | head -n1)
   rm -rf "$kdir"
 fi

@@ -1,0 +1,126 @@
+# Guest script of the VM test (busybox sh, inside the VM; /init sources /guest/lib.sh first).
+#
+# For each probe mode: start netlatd, wait for /metrics, run netlat-load over tcp/udp x v4/v6,
+# scrape /metrics after each run, stop netlatd with SIGTERM and send everything to the host
+# (vm_emit). The guest only collects; tests/vm/vmreport.py analyses on the host.
+#
+# Parameters come from /guest/params.sh (written by test_vm.py), with these defaults:
+MODES="kprobe fentry tracepoint auto"
+LISTEN=127.0.0.1:9810
+LOAD_COUNT=1000          # messages per netlat-load run
+LOAD_CASES="tcp4 tcp6 udp4 udp6"
+DRAIN_WAIT=3             # seconds to wait after a run so netlatd's drain interval has passed
+START_TIMEOUT=180        # seconds for netlatd to serve /metrics (BPF load under TCG is slow)
+LOAD_TIMEOUT=240         # seconds for one netlat-load run
+STOP_TIMEOUT=10          # seconds netlatd gets to exit after SIGTERM (contract: 2 s)
+NETLATD_CONFIG=          # test config (fine buckets, short interval), empty = embedded default
+[ -f /guest/params.sh ] && . /guest/params.sh
+
+# --- The two command lines this test relies on. Adapt here if the CLIs change. ---------------
+# netlatd: MODE -> argv. The --config flag is passed only when a test config was given.
+netlatd_cmd() {
+  echo netlatd --probe-mode "$1" --listen "$LISTEN" ${NETLATD_CONFIG:+--config "$NETLATD_CONFIG"}
+}
+# netlat-load: CASE (tcp4...) -> argv; prints one JSON document with its own (kernel-timestamp)
+# measurements on stdout.
+load_cmd() {
+  local proto=${1%?} family=${1#???}
+  echo netlat-load --proto "$proto" --family "$family" --count "$LOAD_COUNT" --json
+}
+# ---------------------------------------------------------------------------------------------
+
+now() { vm_uptime; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+scrape() { wget -q -T 20 -O "$1" "http://$LISTEN/metrics"; }
+log() { echo "guest-test: $*"; }
+
+meta=/results/meta
+mkdir -p $meta
+{
+  echo "kernel=$(uname -r)"
+  echo "nproc=$(nproc)"
+  echo "modes=$MODES"
+  echo "load_count=$LOAD_COUNT"
+  echo "load_cases=$LOAD_CASES"
+  echo "config=${NETLATD_CONFIG:-embedded}"
+  echo "netlatd_version=$(netlatd --version 2>&1 | head -n1)"
+  echo "netlat_load_version=$(netlat-load --version 2>&1 | head -n1)"
+  echo "boot_uptime=$(now)"
+} >$meta/meta.txt
+cat $meta/meta.txt
+[ -n "$NETLATD_CONFIG" ] && cp "$NETLATD_CONFIG" $meta/netlatd-test.yaml
+vm_emit meta $meta
+
+for mode in $MODES; do
+  d=/results/$mode
+  mkdir -p $d
+  t_mode=$(now)
+  log "mode $mode: $(netlatd_cmd "$mode")"
+  dmesg -c >/dev/null 2>&1
+  $(netlatd_cmd "$mode") >$d/netlatd.log 2>&1 &
+  pid=$!
+  echo "$(netlatd_cmd "$mode")" >$d/cmdline.txt
+
+  # Wait until /metrics answers, or netlatd exits, or START_TIMEOUT.
+  t0=$(now)
+  up=no
+  while :; do
+    if ! kill -0 $pid 2>/dev/null; then break; fi
+    if scrape $d/metrics-00-start.txt 2>/dev/null; then up=yes; break; fi
+    if [ "$(awk -v a=$t0 -v b=$(now) -v t=$START_TIMEOUT 'BEGIN { print (b - a > t) }')" = 1 ]; then
+      break
+    fi
+    sleep 0.5
+  done
+  echo "start_seconds=$(elapsed $t0)" >>$d/timing.txt
+  echo "up=$up" >$d/status.txt
+  log "mode $mode: up=$up after $(elapsed $t0)s"
+
+  if [ $up = yes ]; then
+    if [ -x /bin/bpftool ]; then
+      bpftool link show >$d/bpftool-links.txt 2>&1
+      bpftool prog show >$d/bpftool-progs.txt 2>&1
+      bpftool perf show >$d/bpftool-perf.txt 2>&1
+    fi
+    i=0
+    for c in $LOAD_CASES; do
+      i=$((i + 1))
+      t1=$(now)
+      timeout $LOAD_TIMEOUT $(load_cmd $c) >$d/load-$c.json 2>$d/load-$c.err
+      rc=$?
+      echo "load_$c rc=$rc seconds=$(elapsed $t1)" >>$d/timing.txt
+      sleep $DRAIN_WAIT
+      scrape $d/metrics-0$i-$c.txt || echo "scrape after $c failed" >>$d/status.txt
+      log "mode $mode: $c rc=$rc $(elapsed $t1)s"
+    done
+    scrape $d/metrics-final.txt || echo "final scrape failed" >>$d/status.txt
+  fi
+
+  # Stop: SIGTERM, then SIGKILL after STOP_TIMEOUT. Exit status 0 is the contract.
+  t2=$(now)
+  if kill -0 $pid 2>/dev/null; then
+    running_at_stop=yes
+    kill -TERM $pid
+    (sleep $STOP_TIMEOUT; kill -KILL $pid 2>/dev/null) &
+    killer=$!
+    wait $pid
+    rc=$?
+    kill $killer 2>/dev/null
+  else
+    running_at_stop=no
+    wait $pid
+    rc=$?
+  fi
+  echo "running_at_stop=$running_at_stop" >>$d/status.txt
+  echo "exit_code=$rc" >>$d/status.txt
+  echo "stop_seconds=$(elapsed $t2)" >>$d/timing.txt
+  echo "mode_seconds=$(elapsed $t_mode)" >>$d/timing.txt
+  dmesg >$d/dmesg.txt 2>&1
+  log "mode $mode: exit=$rc running_at_stop=$running_at_stop total $(elapsed $t_mode)s"
+  # Leftovers would disturb the next mode: nothing of netlatd may outlive it.
+  [ -x /bin/bpftool ] && bpftool link show >$d/bpftool-links-after.txt 2>&1
+  t3=$(now)
+  vm_emit $mode $d
+  echo "emit_seconds=$(elapsed $t3)" >>/results/emit-timing.txt
+done
+exit 0

@@ -1,0 +1,477 @@
+#!/usr/bin/python3
+"""Analyse what tests/vm/guest-test.sh collected in the VM and check the acceptance criteria.
+
+Input: the run directory of run-vm.sh (files/meta, files/<mode>/...). Output: a Markdown report
+(kernel x mode x stage matrix, observations, disabled stages with netlatd's reasons, accuracy
+against netlat-load's kernel timestamps), a JSON summary, and a list of failed checks.
+
+Python 3 standard library only.
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+
+TX_SEGMENTS = ["socket_to_transport", "transport_to_network", "network_to_device",
+               "device_to_driver", "total"]
+RX_SEGMENTS = ["driver_to_device", "device_to_network", "network_to_transport",
+               "transport_to_queued", "queued_to_socket", "stack", "total"]
+TX_STAGES = ["socket", "transport", "network", "device", "driver"]
+RX_STAGES = ["driver", "device", "network", "transport", "queued", "socket"]
+HIST = "netlatd_stack_latency_seconds"
+ACCURACY_MODES = ("kprobe", "fentry")
+ACCURACY_REL, ACCURACY_ABS_US = 0.10, 2.0
+
+# ---------------------------------------------------------------------------------------------
+# Prometheus text format
+
+
+_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_prom(text):
+    """-> list of (name, labels dict, value float)."""
+    samples = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = _LINE.match(line)
+        if not m:
+            continue
+        name, labels, value = m.group(1), m.group(2) or "", m.group(3)
+        lab = {k: bytes(v, "utf-8").decode("unicode_escape") for k, v in _LABEL.findall(labels)}
+        try:
+            samples.append((name, lab, float(value)))
+        except ValueError:
+            continue
+    return samples
+
+
+def read_prom(path):
+    if not path or not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return parse_prom(f.read())
+
+
+class Histogram:
+    """Cumulative buckets {le: count}, count, sum (seconds)."""
+
+    def __init__(self):
+        self.buckets = {}
+        self.count = 0.0
+        self.sum = 0.0
+
+    def add(self, other, sign=1):
+        for le, c in other.buckets.items():
+            self.buckets[le] = self.buckets.get(le, 0.0) + sign * c
+        self.count += sign * other.count
+        self.sum += sign * other.sum
+
+    def quantile(self, q):
+        """histogram_quantile(): linear interpolation inside the bucket holding rank q*count."""
+        if self.count <= 0:
+            return None
+        rank = q * self.count
+        prev_le, prev_c = 0.0, 0.0
+        for le in sorted(self.buckets):
+            c = self.buckets[le]
+            if c >= rank:
+                if math.isinf(le):
+                    return prev_le
+                if c == prev_c:
+                    return le
+                return prev_le + (le - prev_le) * (rank - prev_c) / (c - prev_c)
+            prev_le, prev_c = le, c
+        return prev_le
+
+
+def histograms(samples, name=HIST, keys=("direction", "segment", "protocol")):
+    """-> {(direction, segment, protocol): Histogram}, summing over any other label (family...)."""
+    out = {}
+    for n, lab, v in samples or []:
+        if not n.startswith(name + "_"):
+            continue
+        key = tuple(lab.get(k, "") for k in keys)
+        h = out.setdefault(key, Histogram())
+        suffix = n[len(name) + 1:]
+        if suffix == "bucket":
+            le = float(lab.get("le", "+Inf").replace("+Inf", "inf"))
+            h.buckets[le] = h.buckets.get(le, 0.0) + v
+        elif suffix == "count":
+            h.count += v
+        elif suffix == "sum":
+            h.sum += v
+    return out
+
+
+def hist_diff(after, before):
+    out = {}
+    for key, h in (after or {}).items():
+        d = Histogram()
+        d.add(h)
+        if before and key in before:
+            d.add(before[key], -1)
+        out[key] = d
+    return out
+
+
+def stage_info(samples):
+    """-> {(direction, stage): {"hook": ..., "mode": ...}} from netlatd_stage_info."""
+    out = {}
+    for n, lab, v in samples or []:
+        if n == "netlatd_stage_info" and v == 1:
+            out[(lab.get("direction", ""), lab.get("stage", ""))] = {
+                "hook": lab.get("hook", ""), "mode": lab.get("mode", "")}
+    return out
+
+
+def counter(samples, name):
+    return {tuple(sorted(lab.items())): v for n, lab, v in samples or [] if n == name}
+
+
+# ---------------------------------------------------------------------------------------------
+# netlat-load JSON. Adapt LOAD_TX_PATH / LOAD_RX_PATH to netlat-load's --json layout once it is
+# fixed; until then load_medians() searches the document for summaries with a p50_us field.
+
+LOAD_TX_PATH = None  # e.g. ("client", "tx", "send_to_driver", "p50_us")
+LOAD_RX_PATH = None  # e.g. ("server", "rx", "driver_to_recv", "p50_us")
+
+
+def _get(doc, path):
+    for p in path:
+        if not isinstance(doc, dict) or p not in doc:
+            return None
+        doc = doc[p]
+    return doc
+
+
+def _summaries(doc, path=()):
+    if isinstance(doc, dict):
+        if "p50_us" in doc:
+            yield path, doc
+        for k, v in doc.items():
+            yield from _summaries(v, path + (str(k),))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from _summaries(v, path + (str(i),))
+
+
+def load_medians(doc):
+    """-> {"tx": (p50_us, count, path), "rx": (...)} from a netlat-load --json document."""
+    out = {}
+    for direction, fixed in (("tx", LOAD_TX_PATH), ("rx", LOAD_RX_PATH)):
+        if fixed:
+            v = _get(doc, fixed)
+            if v is not None:
+                parent = _get(doc, fixed[:-1]) or {}
+                out[direction] = (float(v), parent.get("count"), "/".join(fixed))
+            continue
+        cands = []
+        for path, s in _summaries(doc):
+            words = [p.lower() for p in path]
+            if any(w == direction or w.startswith(direction + "_") for w in words):
+                cands.append((path, s))
+        if cands:
+            # Prefer the summary with the most samples (e.g. both sides of a request/response run).
+            path, s = max(cands, key=lambda ps: ps[1].get("count") or 0)
+            out[direction] = (float(s["p50_us"]), s.get("count"), "/".join(path))
+    return out
+
+
+def read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return None, "missing"
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as e:
+        # Tolerate a log line before the JSON document.
+        start = text.find("{")
+        if start > 0:
+            try:
+                return json.loads(text[start:]), None
+            except json.JSONDecodeError:
+                pass
+        return None, f"not JSON ({e})"
+
+
+def read_kv(path):
+    out = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                for part in line.split():
+                    if "=" in part:
+                        k, v = part.split("=", 1)
+                        out[k] = v
+    return out
+
+
+def read_text(path):
+    if not os.path.exists(path):
+        return ""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def analyse_mode(mdir, mode, cases):
+    r = {"mode": mode, "present": os.path.isdir(mdir)}
+    if not r["present"]:
+        return r
+    status = read_kv(os.path.join(mdir, "status.txt"))
+    r["up"] = status.get("up") == "yes"
+    r["exit_code"] = int(status["exit_code"]) if status.get("exit_code", "").isdigit() else None
+    r["running_at_stop"] = status.get("running_at_stop") == "yes"
+    r["status_notes"] = [l for l in read_text(os.path.join(mdir, "status.txt")).splitlines()
+                         if "=" not in l]
+    timing = {}
+    for line in read_text(os.path.join(mdir, "timing.txt")).splitlines():
+        m = re.match(r"^(load_\S+) rc=(\d+) seconds=(\S+)", line)
+        if m:
+            timing[m.group(1)] = {"rc": int(m.group(2)), "seconds": float(m.group(3))}
+        elif "=" in line:
+            k, v = line.split("=", 1)
+            try:
+                timing[k] = float(v)
+            except ValueError:
+                timing[k] = v
+    r["timing"] = timing
+    log = read_text(os.path.join(mdir, "netlatd.log"))
+    r["log_tail"] = log.splitlines()[-15:]
+    r["log_disabled"] = [l for l in log.splitlines()
+                         if re.search(r"disabl|unavailable|not available|cannot|fail", l, re.I)]
+    final = read_prom(os.path.join(mdir, "metrics-final.txt"))
+    r["scraped"] = final is not None
+    hists = histograms(final)
+    r["observations"] = {f"{d}/{s}/{p}": h.count for (d, s, p), h in sorted(hists.items())}
+    r["stage_info"] = {f"{d}/{s}": v for (d, s), v in sorted(stage_info(final).items())}
+    r["unmatched"] = {",".join(f"{k}={v}" for k, v in key): val
+                      for key, val in counter(final, "netlatd_unmatched_total").items() if val}
+    r["evictions"] = {",".join(f"{k}={v}" for k, v in key): val
+                      for key, val in counter(final, "netlatd_map_evictions_total").items() if val}
+    # Per run: netlatd's histograms between the scrapes around it vs netlat-load's own numbers.
+    runs = []
+    prev = histograms(read_prom(os.path.join(mdir, "metrics-00-start.txt")))
+    for i, c in enumerate(cases, 1):
+        cur_s = read_prom(os.path.join(mdir, f"metrics-0{i}-{c}.txt"))
+        cur = histograms(cur_s)
+        proto = c[:3]
+        run = {"case": c, "proto": proto}
+        doc, err = read_json(os.path.join(mdir, f"load-{c}.json"))
+        run["load_error"] = err
+        run["load_stderr"] = read_text(os.path.join(mdir, f"load-{c}.err")).strip()[-500:]
+        run["load"] = load_medians(doc) if doc is not None else {}
+        if cur_s is not None:
+            d = hist_diff(cur, prev)
+            for direction in ("tx", "rx"):
+                h = d.get((direction, "total", proto))
+                if h and h.count > 0:
+                    run[f"netlatd_{direction}"] = (h.quantile(0.5) * 1e6, h.count)
+            prev = cur
+        runs.append(run)
+    r["runs"] = runs
+    return r
+
+
+def accuracy_checks(mres):
+    """-> list of (case, direction, load_us, netlatd_us, tolerance_us, ok or None)."""
+    out = []
+    for run in mres.get("runs", []):
+        for direction in ("tx", "rx"):
+            load = run["load"].get(direction)
+            nl = run.get(f"netlatd_{direction}")
+            if load is None or nl is None:
+                out.append((run["case"], direction, load and load[0], nl and nl[0], None, None))
+                continue
+            tol = max(ACCURACY_REL * load[0], ACCURACY_ABS_US)
+            out.append((run["case"], direction, load[0], nl[0], tol, abs(nl[0] - load[0]) <= tol))
+    return out
+
+
+def check(results, modes):
+    failures = []
+    by = {r["mode"]: r for r in results}
+    for mode in modes:
+        r = by.get(mode)
+        if not r or not r["present"]:
+            failures.append(f"{mode}: no results came back from the VM")
+            continue
+        if not r["up"]:
+            failures.append(f"{mode}: netlatd never served /metrics; log: {' | '.join(r['log_tail'])}")
+        if not r["running_at_stop"]:
+            failures.append(f"{mode}: netlatd was not running when the test stopped it "
+                            f"(exit {r['exit_code']})")
+        elif r["exit_code"] != 0:
+            failures.append(f"{mode}: netlatd exit code {r['exit_code']} on SIGTERM (want 0)")
+        if r["timing"].get("stop_seconds", 0) and r["timing"]["stop_seconds"] > 2.5:
+            failures.append(f"{mode}: netlatd took {r['timing']['stop_seconds']}s to exit (max 2 s)")
+        for k, v in r["timing"].items():
+            if k.startswith("load_") and isinstance(v, dict) and v["rc"] != 0:
+                failures.append(f"{mode}: netlat-load {k[5:]} exit code {v['rc']}")
+        if not r["up"]:
+            continue
+        obs = r["observations"]
+        if mode in ("kprobe", "fentry"):
+            for d, segs in (("tx", TX_SEGMENTS), ("rx", RX_SEGMENTS)):
+                for s in segs:
+                    if obs.get(f"{d}/{s}/tcp", 0) <= 0:
+                        failures.append(f"{mode}: no observations for {d}/{s}/tcp")
+            for d in ("tx", "rx"):
+                if obs.get(f"{d}/total/udp", 0) <= 0:
+                    failures.append(f"{mode}: no observations for {d}/total/udp")
+            for case, d, load, nl, tol, ok in accuracy_checks(r):
+                if ok is None:
+                    failures.append(f"{mode}: accuracy {case} {d}: missing "
+                                    f"{'netlat-load median' if load is None else 'netlatd data'}")
+                elif not ok:
+                    failures.append(f"{mode}: accuracy {case} {d}: netlatd {nl:.1f} us vs "
+                                    f"netlat-load {load:.1f} us (tolerance {tol:.1f} us)")
+        if mode in ("tracepoint", "auto"):
+            info = r["stage_info"]
+            missing = [f"{d}/{s}" for d, ss in (("tx", TX_STAGES), ("rx", RX_STAGES)) for s in ss
+                       if f"{d}/{s}" not in info]
+            if missing:
+                failures.append(f"{mode}: netlatd_stage_info lacks {', '.join(missing)}")
+            disabled = [k for k, v in info.items() if v["mode"] == "none"]
+            if disabled and not r["log_disabled"]:
+                failures.append(f"{mode}: stages {', '.join(disabled)} disabled but netlatd's log "
+                                "gives no reason")
+        if mode == "auto" and obs.get("tx/total/tcp", 0) <= 0:
+            failures.append("auto: no observations for tx/total/tcp")
+    return failures
+
+
+def fmt_us(v):
+    return "-" if v is None else f"{v:.1f}"
+
+
+def report_md(meta, results, modes, failures, vm):
+    L = []
+    kernel = meta.get("kernel", "?")
+    L.append(f"# VM test report: kernel {kernel}\n")
+    L.append(f"- kernel package: {vm.get('kpkg', '?')} {vm.get('kpkg_version', '')}")
+    L.append(f"- qemu: `-accel tcg`, {meta.get('nproc', '?')} vCPUs; netlatd "
+             f"`{meta.get('netlatd_version', '?')}`; netlat-load `{meta.get('netlat_load_version', '?')}`")
+    L.append(f"- config: {meta.get('config', '?')}; load: {meta.get('load_count', '?')} messages "
+             f"per case ({meta.get('load_cases', '')})")
+    if vm.get("wall_seconds"):
+        L.append(f"- VM wall time {vm['wall_seconds']} s; guest reached init at "
+                 f"{meta.get('boot_uptime', '?')} s uptime")
+    L.append("")
+    by = {r["mode"]: r for r in results}
+    L.append("## Hooks per stage (netlatd_stage_info: mode(hook); none = disabled)\n")
+    L.append("| stage | " + " | ".join(modes) + " |")
+    L.append("|---|" + "---|" * len(modes))
+    for d, ss in (("tx", TX_STAGES), ("rx", RX_STAGES)):
+        for s in ss:
+            cells = []
+            for m in modes:
+                v = by.get(m, {}).get("stage_info", {}).get(f"{d}/{s}")
+                cells.append("?" if not v else
+                             (f"**none** ({v['hook']})" if v["mode"] == "none" and v["hook"]
+                              else "**none**" if v["mode"] == "none" else f"{v['mode']} ({v['hook']})"))
+            L.append(f"| {d} {s} | " + " | ".join(cells) + " |")
+    L.append("")
+    L.append("## Observations per segment (count at the end of the mode)\n")
+    L.append("| segment | " + " | ".join(f"{m} tcp | {m} udp" for m in modes) + " |")
+    L.append("|---|" + "---|" * (2 * len(modes)))
+    for d, segs in (("tx", TX_SEGMENTS), ("rx", RX_SEGMENTS)):
+        for s in segs:
+            cells = []
+            for m in modes:
+                obs = by.get(m, {}).get("observations", {})
+                for p in ("tcp", "udp"):
+                    v = obs.get(f"{d}/{s}/{p}")
+                    cells.append("-" if v is None else f"{v:.0f}")
+            L.append(f"| {d} {s} | " + " | ".join(cells) + " |")
+    L.append("")
+    L.append("## Disabled stages and netlatd's reasons\n")
+    for m in modes:
+        r = by.get(m, {})
+        dis = [k for k, v in r.get("stage_info", {}).items() if v["mode"] == "none"]
+        L.append(f"- **{m}**: " + (", ".join(dis) if dis else "none disabled"))
+        for line in r.get("log_disabled", [])[:20]:
+            L.append(f"  - `{line.strip()[:200]}`")
+    L.append("")
+    L.append("## Accuracy: median of netlatd tx/rx total vs netlat-load (kernel timestamps)\n")
+    L.append(f"Tolerance: max({ACCURACY_REL:.0%}, {ACCURACY_ABS_US} us). netlatd medians are "
+             "interpolated inside the histogram bucket, from the scrapes around each run.\n")
+    L.append("| mode | case | dir | netlat-load p50 us | netlatd p50 us | n (netlatd) | ok |")
+    L.append("|---|---|---|---|---|---|---|")
+    for m in modes:
+        r = by.get(m)
+        if not r or m not in ACCURACY_MODES:
+            continue
+        acc = {(c, d): (l, n, t, ok) for c, d, l, n, t, ok in accuracy_checks(r)}
+        for run in r.get("runs", []):
+            for d in ("tx", "rx"):
+                l, n, t, ok = acc.get((run["case"], d), (None, None, None, None))
+                cnt = run.get(f"netlatd_{d}", (None, None))[1]
+                L.append(f"| {m} | {run['case']} | {d} | {fmt_us(l)} | {fmt_us(n)} | "
+                         f"{'-' if cnt is None else f'{cnt:.0f}'} | "
+                         f"{'-' if ok is None else 'yes' if ok else '**no**'} |")
+    L.append("")
+    L.append("## Timing (seconds, guest clock under TCG)\n")
+    L.append("| mode | start (BPF load + first scrape) | load runs | stop (SIGTERM) | whole mode |")
+    L.append("|---|---|---|---|---|")
+    for m in modes:
+        t = by.get(m, {}).get("timing", {})
+        loads = sum(v["seconds"] for k, v in t.items() if k.startswith("load_") and isinstance(v, dict))
+        L.append(f"| {m} | {t.get('start_seconds', '-')} | {loads:.1f} | {t.get('stop_seconds', '-')} "
+                 f"| {t.get('mode_seconds', '-')} |")
+    L.append("")
+    L.append("## Result\n")
+    if failures:
+        L.append(f"{len(failures)} check(s) failed:\n")
+        L.extend(f"- {f}" for f in failures)
+    else:
+        L.append("All checks passed.")
+    L.append("")
+    return "\n".join(L)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("run_dir", help="run-vm.sh output directory")
+    ap.add_argument("--modes", default="kprobe fentry tracepoint auto")
+    ap.add_argument("--cases", default="tcp4 tcp6 udp4 udp6")
+    ap.add_argument("--report", help="Markdown report to write")
+    ap.add_argument("--json", help="JSON summary to write")
+    ap.add_argument("--vm-info", default="", help="KEY=VALUE,... about the VM run for the report")
+    args = ap.parse_args()
+    modes, cases = args.modes.split(), args.cases.split()
+    files = os.path.join(args.run_dir, "files")
+    meta = read_kv(os.path.join(files, "meta", "meta.txt"))
+    # meta.txt values have spaces (versions): read them line by line instead.
+    for line in read_text(os.path.join(files, "meta", "meta.txt")).splitlines():
+        if "=" in line:
+            k, v = line.split("=", 1)
+            meta[k] = v
+    vm = dict(kv.split("=", 1) for kv in args.vm_info.split(",") if "=" in kv)
+    results = [analyse_mode(os.path.join(files, m), m, cases) for m in modes]
+    failures = check(results, modes)
+    md = report_md(meta, results, modes, failures, vm)
+    if args.report:
+        with open(args.report, "w", encoding="utf-8") as f:
+            f.write(md)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"meta": meta, "vm": vm, "results": results, "failures": failures}, f,
+                      indent=2, default=str)
+    print(md)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
