@@ -110,12 +110,13 @@ enum netlat_family { NETLAT_FAMILY_IPV4 = 0, NETLAT_FAMILY_IPV6 = 1, NETLAT_FAMI
  *   ... + map                                       entries inserted into a correlation map
  *   ... + map                                       entries deleted explicitly from it
  */
-#define NETLAT_CTR_STAGE(stage) (stage)
+/* (int) casts: C++20 deprecates arithmetic between different enumeration types. */
+#define NETLAT_CTR_STAGE(stage) ((int)(stage))
 #define NETLAT_CTR_UNMATCHED(seg, reason) \
-    (NETLAT_STAGE_COUNT + (seg) * NETLAT_UNMATCHED_COUNT + (reason))
+    ((int)NETLAT_STAGE_COUNT + (int)(seg) * (int)NETLAT_UNMATCHED_COUNT + (int)(reason))
 #define NETLAT_CTR_MAP_INSERT(map) \
-    (NETLAT_STAGE_COUNT + NETLAT_SEG_COUNT * NETLAT_UNMATCHED_COUNT + (map))
-#define NETLAT_CTR_MAP_DELETE(map) (NETLAT_CTR_MAP_INSERT(NETLAT_MAP_COUNT) + (map))
+    ((int)NETLAT_STAGE_COUNT + (int)NETLAT_SEG_COUNT * (int)NETLAT_UNMATCHED_COUNT + (int)(map))
+#define NETLAT_CTR_MAP_DELETE(map) (NETLAT_CTR_MAP_INSERT(NETLAT_MAP_COUNT) + (int)(map))
 #define NETLAT_CTR_COUNT NETLAT_CTR_MAP_DELETE(NETLAT_MAP_COUNT)
 
 /*

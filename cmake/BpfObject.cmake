@@ -10,20 +10,23 @@ set(NETLAT_VMLINUX_BTF "/sys/kernel/btf/vmlinux" CACHE FILEPATH
 set(NETLAT_BPF_GEN_DIR "${CMAKE_BINARY_DIR}/bpf-gen")
 file(MAKE_DIRECTORY "${NETLAT_BPF_GEN_DIR}")
 
-add_custom_command(
-    OUTPUT "${NETLAT_BPF_GEN_DIR}/vmlinux.h"
-    COMMAND "${BPFTOOL_EXE}" btf dump file "${NETLAT_VMLINUX_BTF}" format c > vmlinux.h.tmp
-    COMMAND ${CMAKE_COMMAND} -E rename vmlinux.h.tmp vmlinux.h
-    WORKING_DIRECTORY "${NETLAT_BPF_GEN_DIR}"
-    COMMENT "Generating vmlinux.h from ${NETLAT_VMLINUX_BTF}"
-    VERBATIM)
-
 function(bpf_object NAME SOURCE)
     cmake_parse_arguments(ARG "" "" "DEPENDS" ${ARGN})
     get_filename_component(src "${SOURCE}" ABSOLUTE)
     get_filename_component(src_dir "${src}" DIRECTORY)
     set(obj "${NETLAT_BPF_GEN_DIR}/${NAME}.bpf.o")
     set(skel "${NETLAT_BPF_GEN_DIR}/${NAME}.skel.h")
+    # Custom command outputs are visible only in the directory that defines them: vmlinux.h is made
+    # here, next to the objects that include it.
+    if(NOT TARGET netlat_vmlinux_h)
+        add_custom_command(
+            OUTPUT "${NETLAT_BPF_GEN_DIR}/vmlinux.h"
+            COMMAND "${BPFTOOL_EXE}" btf dump file "${NETLAT_VMLINUX_BTF}" format c > vmlinux.h.tmp
+            COMMAND ${CMAKE_COMMAND} -E rename vmlinux.h.tmp vmlinux.h
+            WORKING_DIRECTORY "${NETLAT_BPF_GEN_DIR}"
+            COMMENT "Generating vmlinux.h from ${NETLAT_VMLINUX_BTF}")
+        add_custom_target(netlat_vmlinux_h DEPENDS "${NETLAT_BPF_GEN_DIR}/vmlinux.h")
+    endif()
     add_custom_command(
         OUTPUT "${obj}"
         COMMAND "${CLANG_EXE}" -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86
@@ -40,6 +43,7 @@ function(bpf_object NAME SOURCE)
         COMMENT "Generating BPF skeleton ${NAME}.skel.h"
         VERBATIM)
     add_custom_target(${NAME}_skel_gen DEPENDS "${skel}")
+    add_dependencies(${NAME}_skel_gen netlat_vmlinux_h)
     add_library(${NAME}_skel INTERFACE)
     add_dependencies(${NAME}_skel ${NAME}_skel_gen)
     target_include_directories(${NAME}_skel INTERFACE "${NETLAT_BPF_GEN_DIR}")

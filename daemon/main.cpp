@@ -1,0 +1,125 @@
+// netlatd: per-layer Linux network stack latency, measured with eBPF, served as Prometheus
+// histograms. Start-up is an ordered list of steps; each failure is one line and an exit code, and
+// everything attached is released by the destructors on every path out.
+#include <bpf/libbpf.h>
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "daemon/config/cli.h"
+#include "daemon/config/config.h"
+#include "daemon/drain/drainer.h"
+#include "daemon/drain/map_reader.h"
+#include "daemon/metrics/buckets.h"
+#include "daemon/metrics/http.h"
+#include "daemon/metrics/metrics.h"
+#include "daemon/probes/probes.h"
+
+namespace {
+
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 2;
+
+std::string kernel_release() {
+    utsname u{};
+    return uname(&u) == 0 ? u.release : "unknown";
+}
+
+std::string libbpf_version() {
+    return std::to_string(libbpf_major_version()) + "." + std::to_string(libbpf_minor_version());
+}
+
+int fail(int code, const std::string& message) {
+    std::fprintf(stderr, "netlatd: %s\n", message.c_str());
+    return code;
+}
+
+// Waits for SIGINT/SIGTERM for up to one interval; true when asked to stop.
+bool wait_for_stop(const sigset_t& signals, std::chrono::milliseconds interval) {
+    timespec timeout{static_cast<time_t>(interval.count() / 1000),
+                     static_cast<long>(interval.count() % 1000) * 1000000L};
+    int sig = sigtimedwait(&signals, nullptr, &timeout);
+    return sig == SIGINT || sig == SIGTERM;
+}
+
+int run(const netlatd::Config& config) {
+    using namespace netlatd;
+    // Signals are taken synchronously: block them before any thread (civetweb's) starts.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    Metrics metrics(config, NETLATD_VERSION, libbpf_version(), kernel_release());
+    // The address first: a taken port fails before anything is attached.
+    MetricsServer server(config.listen, metrics.registry());
+    Probes probes(config);
+    metrics.set_stage_info(probes.stage_info());
+    MapFds fds = probes.map_fds();
+    BpfMapReader reader(fds.hist, fds.counters, fds.entries);
+    std::vector<ProgramRef> programs;
+    for (auto& p : probes.programs()) programs.push_back({p.name, p.fd});
+    Drainer drainer(reader, metrics, std::move(programs));
+
+    spdlog::info("netlatd {} serving http://{}/metrics (probe mode {}, interval {} ms)",
+                 NETLATD_VERSION, config.listen, to_string(config.probe_mode),
+                 config.interval.count());
+    while (!wait_for_stop(signals, config.interval)) {
+        try {
+            drainer.drain();
+        } catch (const std::exception& e) {
+            spdlog::warn("drain failed: {}", e.what());
+        }
+    }
+    spdlog::info("stopping: detaching all hooks");
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using namespace netlatd;
+    spdlog::set_default_logger(spdlog::stderr_color_mt("netlatd"));
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+    CliOptions options;
+    try {
+        options = parse_cli(argc, argv);
+    } catch (const CliError& e) {
+        return fail(kExitUsage, e.what());
+    }
+    if (options.help) {
+        std::cout << usage();
+        return 0;
+    }
+    if (options.version) {
+        std::cout << "netlatd " << NETLATD_VERSION << " (libbpf " << libbpf_version() << ")\n";
+        return 0;
+    }
+
+    Config config;
+    try {
+        config = resolve_config(options);
+        bucket_bounds_ns(config.buckets);  // the bounds must survive snapping to BPF slots
+    } catch (const std::exception& e) {
+        return fail(kExitUsage, e.what());
+    }
+    if (options.check_config) {
+        std::cout << to_yaml(config);
+        return 0;
+    }
+    spdlog::set_level(spdlog::level::from_str(config.log_level));
+
+    try {
+        return run(config);
+    } catch (const std::exception& e) {
+        return fail(kExitRuntime, e.what());
+    }
+}

@@ -1,0 +1,402 @@
+#include "daemon/probes/probes.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+#include <spdlog/spdlog.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+#include "daemon/metrics/names.h"
+#include "netlat.skel.h"
+
+namespace netlatd {
+
+namespace {
+
+// Debian 12's libbpf (1.1) predates netfilter programs: the numbers are from the kernel's uapi.
+constexpr int kProgTypeNetfilter = 32;  // BPF_PROG_TYPE_NETFILTER
+constexpr int kAttachNetfilter = 45;    // BPF_NETFILTER
+constexpr int kNfprotoIpv4 = 2;
+constexpr int kNfprotoIpv6 = 10;
+
+std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
+
+std::string stage_name(netlat_stage stage) {
+    return std::string(names::direction_of_stage(stage)) + "/" +
+           std::string(names::kStages[stage].stage);
+}
+
+bool tracefs_has(const std::string& event) {
+    for (const char* root : {"/sys/kernel/tracing/events/", "/sys/kernel/debug/tracing/events/"}) {
+        std::error_code ec;
+        if (std::filesystem::exists(std::string(root) + event, ec)) return true;
+    }
+    return false;
+}
+
+// bpf(BPF_LINK_CREATE) for a netfilter hook, laid out as the kernel's union bpf_attr.
+int netfilter_link_create(int prog_fd, int pf, int hooknum, int priority) {
+    struct {
+        uint32_t prog_fd, target_fd, attach_type, flags;
+        uint32_t pf, hooknum;
+        int32_t priority;
+        uint32_t nf_flags;
+        uint8_t pad[128];
+    } attr{};
+    attr.prog_fd = static_cast<uint32_t>(prog_fd);
+    attr.attach_type = kAttachNetfilter;
+    attr.pf = static_cast<uint32_t>(pf);
+    attr.hooknum = static_cast<uint32_t>(hooknum);
+    attr.priority = priority;
+    int fd = static_cast<int>(syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr)));
+    return fd < 0 ? -errno : fd;
+}
+
+int libbpf_log(enum libbpf_print_level level, const char* format, va_list args) {
+    char line[1024];
+    int n = vsnprintf(line, sizeof(line), format, args);
+    if (n > 0 && line[std::min<size_t>(n, sizeof(line)) - 1] == '\n')
+        line[std::min<size_t>(n, sizeof(line)) - 1] = '\0';
+    if (level == LIBBPF_WARN)
+        spdlog::debug("libbpf: {}", line);  // failures are reported by us, with context
+    else
+        spdlog::trace("libbpf: {}", line);
+    return 0;
+}
+
+}  // namespace
+
+struct KernelFeatures::Btf {
+    ::btf* vmlinux = nullptr;
+    ~Btf() { btf__free(vmlinux); }
+};
+
+bool KernelFeatures::has_tp_btf(const std::string& tracepoint) const {
+    return btf && btf->vmlinux &&
+           btf__find_by_name_kind(btf->vmlinux, ("btf_trace_" + tracepoint).c_str(),
+                                  BTF_KIND_TYPEDEF) >= 0;
+}
+
+bool KernelFeatures::has_tracepoint(const std::string& event) const { return tracefs_has(event); }
+
+bool KernelFeatures::has_function(const std::string& function) const {
+    return btf && btf->vmlinux &&
+           btf__find_by_name_kind(btf->vmlinux, function.c_str(), BTF_KIND_FUNC) >= 0;
+}
+
+KernelFeatures KernelFeatures::probe() {
+    KernelFeatures k;
+    k.btf = std::make_shared<Btf>();
+    k.btf->vmlinux = btf__load_vmlinux_btf();
+    if (!k.btf->vmlinux)
+        throw ProbeError("kernel BTF not found (/sys/kernel/btf/vmlinux): netlatd needs a kernel "
+                         "built with CONFIG_DEBUG_INFO_BTF");
+    k.netfilter_link =
+        btf__find_by_name_kind(k.btf->vmlinux, "bpf_nf_ctx", BTF_KIND_STRUCT) >= 0;
+
+    std::error_code ec;
+    k.kprobe = std::filesystem::exists("/sys/bus/event_source/devices/kprobe/type", ec);
+    if (!k.kprobe)
+        k.kprobe_reason = "kprobes: the kernel has no kprobe support (CONFIG_KPROBES is off: "
+                          "no /sys/bus/event_source/devices/kprobe)";
+
+    // fentry: load a do-nothing program on a traced function and attach it.
+    int btf_id = btf__find_by_name_kind(k.btf->vmlinux, "tcp_sendmsg", BTF_KIND_FUNC);
+    if (btf_id < 0) {
+        k.fentry_reason = "fentry: tcp_sendmsg is not in the kernel's BTF";
+    } else {
+        struct bpf_insn insns[] = {
+            {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
+            {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+        };
+        LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY,
+                    .attach_btf_id = static_cast<__u32>(btf_id));
+        int prog = bpf_prog_load(BPF_PROG_TYPE_TRACING, "netlat_probe", "GPL", insns, 2, &opts);
+        if (prog < 0) {
+            k.fentry_reason = "fentry: the kernel refuses fentry programs (" + errno_text(errno) +
+                              "; BPF trampolines or the function tracer are unavailable)";
+        } else {
+            int link = bpf_link_create(prog, 0, BPF_TRACE_FENTRY, nullptr);
+            if (link < 0) {
+                k.fentry_reason =
+                    "fentry: attaching to tcp_sendmsg failed (" + errno_text(errno) + ")";
+            } else {
+                k.fentry = true;
+                close(link);
+            }
+            close(prog);
+        }
+    }
+    return k;
+}
+
+Probes::Probes(const Config& config) {
+    libbpf_set_print(libbpf_log);
+    KernelFeatures kernel = KernelFeatures::probe();
+    choose(config, kernel);
+    skel_ = netlat__open();
+    if (!skel_) throw ProbeError("cannot open the BPF object: " + errno_text(errno));
+    try {
+        configure(config);
+        load();
+        attach(config.probe_mode != ProbeMode::Auto);
+    } catch (...) {
+        for (bpf_link* l : links_) bpf_link__destroy(l);
+        for (int fd : link_fds_) close(fd);
+        if (stats_fd_ >= 0) close(stats_fd_);
+        netlat__destroy(skel_);
+        throw;
+    }
+}
+
+Probes::~Probes() {
+    for (bpf_link* l : links_) bpf_link__destroy(l);
+    for (int fd : link_fds_) close(fd);
+    if (stats_fd_ >= 0) close(stats_fd_);
+    netlat__destroy(skel_);
+}
+
+// Per stage, the first candidate of an allowed kind whose programs this kernel has.
+void Probes::choose(const Config& config, const KernelFeatures& kernel) {
+    const ProbeMode mode = config.probe_mode;
+    if (mode == ProbeMode::Fentry && !kernel.fentry)
+        throw ProbeError("--probe-mode fentry: " + kernel.fentry_reason);
+    if (mode == ProbeMode::Kprobe && !kernel.kprobe)
+        throw ProbeError("--probe-mode kprobe: " + kernel.kprobe_reason);
+
+    auto allowed = [&](HookKind kind) {
+        switch (mode) {
+            case ProbeMode::Auto: return true;
+            case ProbeMode::Fentry: return kind == HookKind::Fentry;
+            case ProbeMode::Kprobe: return kind == HookKind::Kprobe;
+            case ProbeMode::Tracepoint:
+                return kind == HookKind::TpBtf || kind == HookKind::Tracepoint ||
+                       kind == HookKind::Netfilter;
+        }
+        return false;
+    };
+    auto available = [&](const HookCandidate& c, const HookProgram& p) {
+        switch (c.kind) {
+            case HookKind::Fentry: return kernel.fentry && kernel.has_function(p.target);
+            case HookKind::Kprobe: return kernel.kprobe && kernel.has_function(p.target);
+            case HookKind::TpBtf: return kernel.has_tp_btf(p.target);
+            case HookKind::Tracepoint: return kernel.has_tracepoint(p.target);
+            case HookKind::Netfilter: return kernel.netfilter_link;
+        }
+        return false;
+    };
+
+    for (const StageHooks& stage : stage_table()) {
+        StageChoice choice{stage.stage, nullptr, {}, {}};
+        std::vector<std::string> missing;
+        for (const HookCandidate& c : stage.candidates) {
+            if (!allowed(c.kind)) continue;
+            std::vector<const HookProgram*> have;
+            bool complete = true;
+            for (const HookProgram& p : c.programs) {
+                if (available(c, p)) {
+                    have.push_back(&p);
+                } else {
+                    std::string what = c.kind == HookKind::Netfilter
+                                           ? "netfilter BPF links (kernel 6.4+)"
+                                           : std::string(mode_label(c.kind)) + " " + p.target;
+                    missing.push_back(what);
+                    if (!p.optional) complete = false;
+                }
+            }
+            if (complete && !have.empty()) {
+                choice.candidate = &c;
+                choice.programs = std::move(have);
+                break;
+            }
+        }
+        if (!choice.candidate)
+            choice.reason = missing.empty() ? "no hook in probe mode " + std::string(to_string(mode))
+                                            : "kernel lacks " + missing.front();
+        choices_.push_back(std::move(choice));
+    }
+}
+
+void Probes::configure(const Config& config) {
+    auto* ro = skel_->rodata;
+    ro->cfg_sample_every = config.sampling;
+    ro->cfg_netns_label = config.labels.netns ? 1 : 0;
+    ro->cfg_stale_ns = static_cast<__u64>(config.maps.stale_after.count());
+    const auto& f = config.filters;
+    ro->cfg_n_local_ports = static_cast<__u32>(f.local_ports.size());
+    for (size_t i = 0; i < f.local_ports.size() && i < NETLAT_MAX_PORTS; i++)
+        ro->cfg_local_ports[i] = f.local_ports[i];
+    ro->cfg_n_remote_ports = static_cast<__u32>(f.remote_ports.size());
+    for (size_t i = 0; i < f.remote_ports.size() && i < NETLAT_MAX_PORTS; i++)
+        ro->cfg_remote_ports[i] = f.remote_ports[i];
+    ro->cfg_n_ifaces = static_cast<__u32>(f.interfaces.size());
+    for (size_t i = 0; i < f.interfaces.size() && i < NETLAT_MAX_IFACES; i++)
+        std::strncpy(const_cast<char*>(ro->cfg_ifaces[i]), f.interfaces[i].c_str(),
+                     NETLAT_IFNAMSIZ - 1);
+    ro->cfg_n_netns = static_cast<__u32>(f.netns.size());
+    for (size_t i = 0; i < f.netns.size() && i < NETLAT_MAX_NETNS; i++)
+        ro->cfg_netns[i] = f.netns[i];
+
+    auto size = [](bpf_map* map, uint32_t entries) {
+        if (int err = bpf_map__set_max_entries(map, entries))
+            throw ProbeError(std::string("map ") + bpf_map__name(map) +
+                             ": cannot size: " + errno_text(err));
+    };
+    size(skel_->maps.tx_skb, config.maps.skb_entries);
+    size(skel_->maps.rx_skb, config.maps.skb_entries);
+    size(skel_->maps.tx_thread, config.maps.thread_entries);
+    size(skel_->maps.tx_ring, config.maps.socket_entries);
+    size(skel_->maps.rx_ring, config.maps.socket_entries);
+    size(skel_->maps.hist, std::max(64u, config.labels.max_series * 2));
+
+    // Only the chosen entry points load.
+    std::set<std::string> wanted;
+    for (const StageChoice& c : choices_)
+        for (const HookProgram* p : c.programs) wanted.insert(p->program);
+    for (const HookProgram& p : support_programs()) wanted.insert(p.program);
+    bpf_program* prog;
+    bpf_object__for_each_program(prog, skel_->obj) {
+        bool on = wanted.count(bpf_program__name(prog)) > 0;
+        bpf_program__set_autoload(prog, on);
+        if (std::string(bpf_program__section_name(prog)) == "netfilter") {
+            bpf_program__set_type(prog, static_cast<bpf_prog_type>(kProgTypeNetfilter));
+            bpf_program__set_expected_attach_type(prog,
+                                                  static_cast<bpf_attach_type>(kAttachNetfilter));
+        }
+    }
+}
+
+void Probes::load() {
+    if (int err = netlat__load(skel_))
+        throw ProbeError("cannot load the BPF programs: " + errno_text(err) +
+                         " (run with log_level: debug for the verifier's log)");
+    stats_fd_ = bpf_enable_stats(BPF_STATS_RUN_TIME);
+    if (stats_fd_ < 0)
+        spdlog::warn("kernel BPF run-time statistics unavailable ({}): "
+                     "netlatd_bpf_program_run_seconds_total stays 0",
+                     errno_text(errno));
+}
+
+void Probes::attach_netfilter(const StageChoice& choice) {
+    const HookCandidate& c = *choice.candidate;
+    bpf_program* prog =
+        bpf_object__find_program_by_name(skel_->obj, c.programs.front().program.c_str());
+    for (int pf : {kNfprotoIpv4, kNfprotoIpv6}) {
+        int fd = netfilter_link_create(bpf_program__fd(prog), pf, c.netfilter.hooknum,
+                                       c.netfilter.priority);
+        if (fd < 0)
+            throw ProbeError("netfilter link for " + c.programs.front().program + " (" +
+                             (pf == kNfprotoIpv4 ? "ipv4" : "ipv6") +
+                             "): " + errno_text(fd));
+        link_fds_.push_back(fd);
+    }
+}
+
+void Probes::attach(bool forced) {
+    for (StageChoice& choice : choices_) {
+        const std::string name = stage_name(choice.stage);
+        if (!choice.candidate) {
+            if (forced)
+                throw ProbeError("stage " + name + ": " + choice.reason + " (--probe-mode " +
+                                 "forces one mode; use auto to run without this stage)");
+            spdlog::warn("stage {}: disabled: {}", name, choice.reason);
+            continue;
+        }
+        try {
+            if (choice.candidate->kind == HookKind::Netfilter) {
+                attach_netfilter(choice);
+            } else {
+                for (const HookProgram* p : choice.programs) {
+                    bpf_program* prog =
+                        bpf_object__find_program_by_name(skel_->obj, p->program.c_str());
+                    bpf_link* link = bpf_program__attach(prog);
+                    if (!link)
+                        throw ProbeError(std::string(mode_label(choice.candidate->kind)) + " " +
+                                         p->target + ": attach failed: " + errno_text(errno));
+                    links_.push_back(link);
+                }
+            }
+        } catch (const ProbeError& e) {
+            if (forced) throw ProbeError("stage " + name + ": " + e.what());
+            choice.reason = e.what();
+            choice.candidate = nullptr;
+            choice.programs.clear();
+            spdlog::warn("stage {}: disabled: {}", name, choice.reason);
+            continue;
+        }
+        spdlog::info("stage {}: {} {} ({})", name, mode_label(choice.candidate->kind),
+                     hook_label(choice), choice.candidate->protocols);
+    }
+    for (const HookProgram& p : support_programs()) {
+        bpf_program* prog = bpf_object__find_program_by_name(skel_->obj, p.program.c_str());
+        bpf_link* link = bpf_program__attach(prog);
+        if (!link)
+            throw ProbeError("tracepoint " + p.target + ": attach failed: " + errno_text(errno));
+        links_.push_back(link);
+    }
+}
+
+std::string hook_label(const StageChoice& c) {
+    std::string label;
+    if (c.candidate->kind == HookKind::Netfilter) {
+        static const char* hooks[] = {"PRE_ROUTING", "LOCAL_IN", "FORWARD", "LOCAL_OUT",
+                                      "POST_ROUTING"};
+        label = std::string("nf:") + hooks[c.candidate->netfilter.hooknum];
+    }
+    for (const HookProgram* p : c.programs)
+        if (!p->target.empty()) label += (label.empty() ? "" : ",") + p->target;
+    return label;
+}
+
+std::vector<StageInfo> Probes::stage_info() const {
+    std::vector<StageInfo> out;
+    for (const StageChoice& c : choices_) {
+        StageInfo info{std::string(names::direction_of_stage(c.stage)),
+                       std::string(names::kStages[c.stage].stage), "none", "none"};
+        if (c.candidate) {
+            info.mode = mode_label(c.candidate->kind);
+            info.hook = hook_label(c);
+            out.push_back(info);
+            if (c.candidate->protocols != "tcp+udp") {
+                // The protocol this hook does not see: its next segment spans the gap.
+                std::string other = c.candidate->protocols == "tcp" ? "udp" : "tcp";
+                out.push_back({info.direction, info.stage, other + ":none", "none"});
+            }
+        } else {
+            info.hook = c.reason;
+            out.push_back(info);
+        }
+    }
+    return out;
+}
+
+std::vector<ProgramRef> Probes::programs() const {
+    std::vector<ProgramRef> out;
+    bpf_program* prog;
+    bpf_object__for_each_program(prog, skel_->obj) {
+        if (bpf_program__fd(prog) >= 0) out.push_back({bpf_program__name(prog), bpf_program__fd(prog)});
+    }
+    return out;
+}
+
+MapFds Probes::map_fds() const {
+    MapFds fds;
+    fds.hist = bpf_map__fd(skel_->maps.hist);
+    fds.counters = bpf_map__fd(skel_->maps.counters);
+    fds.entries[NETLAT_MAP_TX_THREAD] = bpf_map__fd(skel_->maps.tx_thread);
+    fds.entries[NETLAT_MAP_TX_SKB] = bpf_map__fd(skel_->maps.tx_skb);
+    fds.entries[NETLAT_MAP_TX_RING] = bpf_map__fd(skel_->maps.tx_ring);
+    fds.entries[NETLAT_MAP_RX_SKB] = bpf_map__fd(skel_->maps.rx_skb);
+    fds.entries[NETLAT_MAP_RX_RING] = bpf_map__fd(skel_->maps.rx_ring);
+    fds.entries[NETLAT_MAP_HIST] = bpf_map__fd(skel_->maps.hist);
+    return fds;
+}
+
+}  // namespace netlatd

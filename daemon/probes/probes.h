@@ -1,0 +1,88 @@
+// Loading and attaching netlatd's BPF object: choose a hook for every stage (probe mode, kernel
+// features), switch off the entry points not chosen, load once, attach, and own every attachment
+// through a file descriptor so that nothing outlives the process.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "bpf/netlat.h"
+#include "daemon/config/config.h"
+#include "daemon/drain/drainer.h"
+#include "daemon/metrics/metrics.h"
+#include "daemon/probes/stages.h"
+
+struct netlat;  // the bpftool skeleton
+struct bpf_link;
+
+namespace netlatd {
+
+// The maps the drain reads.
+struct MapFds {
+    int hist = -1, counters = -1;
+    std::array<int, NETLAT_MAP_COUNT> entries{};  // per netlat_map_id, for live-entry counts
+};
+
+// A start-up failure: one line naming what is missing or what failed.
+struct ProbeError : std::runtime_error {
+    using runtime_error::runtime_error;
+};
+
+// What the kernel offers, probed once (BTF, tracefs, program types, a test attach).
+struct KernelFeatures {
+    bool fentry = false;
+    bool kprobe = false;
+    bool netfilter_link = false;
+    std::string fentry_reason;  // why not, when false
+    std::string kprobe_reason;
+    bool has_tp_btf(const std::string& tracepoint) const;
+    bool has_tracepoint(const std::string& category_slash_name) const;
+    bool has_function(const std::string& function) const;  // in BTF (fentry) and attachable
+    static KernelFeatures probe();
+
+    struct Btf;
+    std::shared_ptr<Btf> btf;
+};
+
+// The hook chosen for a stage, or why it has none.
+struct StageChoice {
+    netlat_stage stage;
+    const HookCandidate* candidate = nullptr;  // nullptr: disabled
+    std::vector<const HookProgram*> programs;  // those available on this kernel
+    std::string reason;                        // when disabled, or what a candidate does not cover
+};
+
+// "tcp_sendmsg_locked", "nf:POST_ROUTING", ...: the stage_info hook label of a chosen stage.
+std::string hook_label(const StageChoice& choice);
+
+class Probes {
+public:
+    // Throws ProbeError.
+    explicit Probes(const Config& config);
+    ~Probes();
+    Probes(const Probes&) = delete;
+    Probes& operator=(const Probes&) = delete;
+
+    const std::vector<StageChoice>& choices() const { return choices_; }
+    std::vector<StageInfo> stage_info() const;
+    std::vector<ProgramRef> programs() const;
+    MapFds map_fds() const;
+
+private:
+    void choose(const Config& config, const KernelFeatures& kernel);
+    void configure(const Config& config);
+    void load();
+    void attach(bool forced);
+    void attach_netfilter(const StageChoice& choice);
+
+    netlat* skel_ = nullptr;
+    std::vector<StageChoice> choices_;
+    std::vector<bpf_link*> links_;
+    std::vector<int> link_fds_;  // links made with the raw syscall (netfilter)
+    int stats_fd_ = -1;          // kernel BPF run-time stats stay on while this is open
+};
+
+}  // namespace netlatd
