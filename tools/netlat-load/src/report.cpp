@@ -12,6 +12,7 @@ namespace {
 struct Distribution {
   std::vector<std::int64_t> deltas_ns;
   std::uint64_t missing = 0;  // messages that lack one of the two times
+  std::uint64_t merged = 0;   // rx only: left out, their stamp is a later message's
 };
 
 // Figures of one direction, as far as this process saw them.
@@ -46,10 +47,28 @@ DirectionFigures figures(const DirectionLog& log, const char* tx_side, const cha
     add(&f.tx_sched, r.send_ns, r.sched_ns);
     add(&f.tx_driver, r.send_ns, r.driver_ns);
   }
-  for (const RxRecord& r : log.rx) {
+  // TCP merges skbs that wait in the receive queue (tcp_try_coalesce) and the merged skb keeps
+  // the newest arrival stamp: every message read from it reports the last one's stamp. All but
+  // the last message of a run of equal stamps are left out of rx and counted as merged.
+  std::vector<bool> stamp_is_later(log.rx.size(), false);
+  const RxRecord* previous = nullptr;
+  for (std::size_t seq = 0; seq < log.rx.size(); ++seq) {
+    const RxRecord& r = log.rx[seq];
+    if (r.recv_ns == 0) continue;
+    if (previous != nullptr && r.kernel_ns != 0 && r.kernel_ns == previous->kernel_ns) {
+      stamp_is_later[static_cast<std::size_t>(previous - log.rx.data())] = true;
+    }
+    previous = &r;
+  }
+  for (std::size_t seq = 0; seq < log.rx.size(); ++seq) {
+    const RxRecord& r = log.rx[seq];
     if (r.recv_ns == 0 || r.warmup) continue;
     ++f.received;
-    add(&f.rx, r.kernel_ns, r.recv_ns);
+    if (stamp_is_later[seq]) {
+      ++f.rx.merged;
+    } else {
+      add(&f.rx, r.kernel_ns, r.recv_ns);
+    }
     add(&f.one_way, r.peer_send_ns, r.recv_ns);
   }
   return f;
@@ -80,14 +99,15 @@ Distribution round_trip(const RunResult& result) {
   return d;
 }
 
-Distribution merged(const std::vector<DirectionFigures>& all,
-                    Distribution DirectionFigures::*member, bool DirectionFigures::*known) {
+Distribution combine(const std::vector<DirectionFigures>& all,
+                     Distribution DirectionFigures::*member, bool DirectionFigures::*known) {
   Distribution d;
   for (const auto& f : all) {
     if (!(f.*known)) continue;
     const Distribution& part = f.*member;
     d.deltas_ns.insert(d.deltas_ns.end(), part.deltas_ns.begin(), part.deltas_ns.end());
     d.missing += part.missing;
+    d.merged += part.merged;
   }
   return d;
 }
@@ -95,6 +115,7 @@ Distribution merged(const std::vector<DirectionFigures>& all,
 nlohmann::ordered_json summary_json(const Distribution& d) {
   Summary s = summarize(d.deltas_ns);
   nlohmann::ordered_json j = {{"count", s.count}, {"missing", d.missing}};
+  if (d.merged != 0) j["merged"] = d.merged;
   for (auto [key, value] : {std::pair{"p50_us", s.p50_us}, std::pair{"p90_us", s.p90_us},
                             std::pair{"p99_us", s.p99_us}, std::pair{"mean_us", s.mean_us},
                             std::pair{"min_us", s.min_us}, std::pair{"max_us", s.max_us}}) {
@@ -171,10 +192,10 @@ nlohmann::ordered_json to_json(const RunResult& result) {
     j["messages"] = all[0].received;
   }
   j["tx_sched"] =
-      summary_json(merged(all, &DirectionFigures::tx_sched, &DirectionFigures::tx_known));
+      summary_json(combine(all, &DirectionFigures::tx_sched, &DirectionFigures::tx_known));
   j["tx_driver"] =
-      summary_json(merged(all, &DirectionFigures::tx_driver, &DirectionFigures::tx_known));
-  j["rx"] = summary_json(merged(all, &DirectionFigures::rx, &DirectionFigures::rx_known));
+      summary_json(combine(all, &DirectionFigures::tx_driver, &DirectionFigures::tx_known));
+  j["rx"] = summary_json(combine(all, &DirectionFigures::rx, &DirectionFigures::rx_known));
   j["client_to_server"] = direction_json(all[0]);
   if (all.size() > 1) {
     j["server_to_client"] = direction_json(all[1]);
@@ -223,6 +244,11 @@ std::string to_table(const RunResult& result) {
     out += format_row("round trip", "send()->reply recv()", "client", round_trip(result));
   }
   out += "\n";
+  const Distribution all_rx = combine(all, &DirectionFigures::rx, &DirectionFigures::rx_known);
+  if (all_rx.merged != 0) {
+    out += "driver->recv(): " + std::to_string(all_rx.merged) +
+           " messages left out (TCP merged their skb into a later one, whose stamp they carry)\n";
+  }
   for (const auto& f : all) {
     std::string counts = std::string(f.tx_side) + "->" + f.rx_side + ":";
     if (f.tx_known) counts += " sent " + std::to_string(f.sent);
