@@ -1,0 +1,33 @@
+// netlatd's command line: parsing, help text and the effective configuration it selects.
+#pragma once
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "daemon/config/config.h"
+
+namespace netlatd {
+
+struct CliOptions {
+    std::optional<std::string> config_path, listen;
+    std::optional<ProbeMode> probe_mode;
+    bool check_config = false, version = false, help = false;
+};
+
+// One line, e.g. "unknown option '--foo' (see --help)".
+struct CliError : std::runtime_error {
+    using runtime_error::runtime_error;
+};
+
+// Accepts "--opt value" and "--opt=value"; a repeated option's last value wins. Throws CliError.
+CliOptions parse_cli(int argc, char** argv);
+
+// The --help text, ending in a newline.
+std::string usage();
+
+// The file given with --config (or the built-in default) with --listen and --probe-mode applied,
+// checked as the file's keys are. Throws ConfigError.
+Config resolve_config(const CliOptions&);
+
+}  // namespace netlatd
