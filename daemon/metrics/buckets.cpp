@@ -13,7 +13,9 @@ namespace {
 constexpr unsigned kOverflowSlot = NETLAT_SLOTS - 1;
 
 // Largest finite bound: the upper edge of the last slot before the overflow slot.
-uint64_t largest_finite_bound_ns() { return netlat_slot_upper_ns(kOverflowSlot - 1); }
+uint64_t largest_finite_bound_ns() {
+    return netlat_slot_upper_ns(kOverflowSlot - 1);
+}
 
 // Rounds to whole ns (the BPF side measures in ns) and snaps up to a slot edge. Returns 0 for
 // bounds beyond the last finite slot: those are covered by +Inf.
@@ -28,10 +30,10 @@ std::vector<double> configured_bounds_seconds(const BucketConfig& config) {
     if (!config.bounds.empty()) return config.bounds;
     if (!(config.min_seconds > 0) || !(config.max_seconds >= config.min_seconds) ||
         config.per_octave == 0) {
-        throw std::invalid_argument(
-            "buckets: need 0 < min <= max and per_octave >= 1 (min " +
-            std::to_string(config.min_seconds) + ", max " + std::to_string(config.max_seconds) +
-            ", per_octave " + std::to_string(config.per_octave) + ")");
+        throw std::invalid_argument("buckets: need 0 < min <= max and per_octave >= 1 (min " +
+                                    std::to_string(config.min_seconds) + ", max " +
+                                    std::to_string(config.max_seconds) + ", per_octave " +
+                                    std::to_string(config.per_octave) + ")");
     }
     std::vector<double> bounds;
     const double tolerance = 1.0 + 1e-9;

@@ -18,7 +18,8 @@ std::vector<uint64_t> bucket_bounds_ns(const BucketConfig& config);
 
 // For each of the NETLAT_SLOTS slots, the index of the Prometheus bucket it belongs to:
 // 0..bounds_ns.size()-1 for the finite buckets, bounds_ns.size() for +Inf. The last slot always
-// goes to +Inf. bounds_ns must be strictly increasing slot upper edges (as bucket_bounds_ns returns).
+// goes to +Inf. bounds_ns must be strictly increasing slot upper edges (as bucket_bounds_ns
+// returns).
 std::vector<uint32_t> slot_to_bucket(const std::vector<uint64_t>& bounds_ns);
 
 // ns -> seconds, for prometheus::Histogram's bucket boundaries.

@@ -1,5 +1,5 @@
-// Label values of netlatd's metrics, generated from the X-macro tables of bpf/netlat.h so that a new
-// stage, segment, reason or map is one edit there.
+// Label values of netlatd's metrics, generated from the X-macro tables of bpf/netlat.h so that a
+// new stage, segment, reason or map is one edit there.
 #pragma once
 
 #include <array>

@@ -12,7 +12,9 @@ namespace {
 
 constexpr unsigned kLast = NETLAT_SLOTS - 1;
 
-bool is_slot_edge(uint64_t ns) { return netlat_slot_upper_ns(netlat_slot(ns)) == ns; }
+bool is_slot_edge(uint64_t ns) {
+    return netlat_slot_upper_ns(netlat_slot(ns)) == ns;
+}
 
 BucketConfig explicit_bounds(std::vector<double> bounds) {
     BucketConfig config;

@@ -1,0 +1,41 @@
+// The /metrics endpoint (prometheus-cpp's civetweb Exposer) and GET /healthz.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace prometheus {
+class Exposer;
+class Registry;
+}  // namespace prometheus
+struct CivetCallbacks;
+struct sockaddr_storage;
+
+namespace netlatd {
+
+class MetricsServer {
+  public:
+    // listen is "HOST:PORT" with a numeric host, "[v6]:PORT" for IPv6 ("0.0.0.0:9810",
+    // "[::1]:9810"; IPv6 needs a civetweb built with it, which Debian 12's is not). Serves the
+    // registry on /metrics and "ok" on /healthz. Throws std::runtime_error("cannot serve /metrics
+    // on HOST:PORT: <reason>"), e.g. "Address already in use": the address is probe-bound first
+    // because civetweb only reports that binding failed.
+    MetricsServer(const std::string& listen, std::shared_ptr<prometheus::Registry> registry);
+    ~MetricsServer();
+    MetricsServer(const MetricsServer&) = delete;
+    MetricsServer& operator=(const MetricsServer&) = delete;
+
+    std::vector<int> ports() const;  // the bound ports
+
+    // Whether the linked civetweb can listen on IPv6 addresses.
+    static bool ipv6_supported();
+
+  private:
+    std::unique_ptr<CivetCallbacks> callbacks_;
+    std::unique_ptr<prometheus::Exposer> exposer_;
+    std::shared_ptr<prometheus::Registry> registry_;
+    std::unique_ptr<sockaddr_storage> wake_address_;  // where to connect to speed up stopping
+};
+
+}  // namespace netlatd

@@ -1,0 +1,175 @@
+#include "daemon/metrics/metrics.h"
+
+#include <utility>
+
+#include "daemon/metrics/buckets.h"
+#include "daemon/metrics/names.h"
+
+namespace netlatd {
+namespace {
+
+std::string str(std::string_view view) {
+    return std::string(view);
+}
+
+// Identity of a histogram series: the key fields that are labels under the label config, plus
+// whether it is the netns="other" overflow series.
+uint64_t series_id(const netlat_hist_key& key, const LabelConfig& labels, bool other_netns) {
+    const uint64_t family = labels.family ? key.family : 0xff;
+    const uint64_t netns = labels.netns && !other_netns ? key.netns : 0;
+    return key.segment | uint64_t{key.protocol} << 8 | family << 16 | uint64_t{other_netns} << 24 |
+           netns << 32;
+}
+
+}  // namespace
+
+Metrics::Metrics(const Config& config, std::string version, std::string libbpf_version,
+                 std::string kernel_release)
+    : registry_(std::make_shared<prometheus::Registry>()),
+      labels_(config.labels),
+      bounds_ns_(bucket_bounds_ns(config.buckets)),
+      slot_buckets_(slot_to_bucket(bounds_ns_)),
+      bounds_seconds_(netlatd::bounds_seconds(bounds_ns_)) {
+    latency_ = &prometheus::BuildHistogram()
+                    .Name("netlatd_stack_latency_seconds")
+                    .Help(
+                        "Time a packet or call spent between two stages of the kernel network "
+                        "stack (segment), per direction and protocol")
+                    .Register(*registry_);
+    if (!labels_.family && !labels_.netns) {
+        for (unsigned segment = 0; segment < NETLAT_SEG_COUNT; ++segment) {
+            for (unsigned protocol = 0; protocol < NETLAT_PROTO_COUNT; ++protocol) {
+                netlat_hist_key key{};
+                key.segment = static_cast<__u8>(segment);
+                key.protocol = static_cast<__u8>(protocol);
+                latency_series(series_id(key, labels_, false), key, false);
+            }
+        }
+    }
+
+    stage_events_family_ = &prometheus::BuildCounter()
+                                .Name("netlatd_stage_events_total")
+                                .Help("Packets or calls seen at a stage")
+                                .Register(*registry_);
+    for (unsigned stage = 0; stage < NETLAT_STAGE_COUNT; ++stage) {
+        stage_events_[stage] =
+            &stage_events_family_->Add({{"direction", str(names::direction_of_stage(stage))},
+                                        {"stage", str(names::kStages[stage].stage)}});
+    }
+
+    unmatched_family_ = &prometheus::BuildCounter()
+                             .Name("netlatd_unmatched_total")
+                             .Help("Segment ends that found no matching start, by reason")
+                             .Register(*registry_);
+    for (unsigned segment = 0; segment < NETLAT_SEG_COUNT; ++segment) {
+        for (unsigned reason = 0; reason < NETLAT_UNMATCHED_COUNT; ++reason) {
+            unmatched_[segment * kUnmatchedReasons + reason] =
+                &unmatched_family_->Add({{"direction", str(names::direction_of_segment(segment))},
+                                         {"segment", str(names::kSegments[segment].segment)},
+                                         {"reason", str(names::kUnmatchedReasons[reason])}});
+        }
+    }
+
+    map_evictions_family_ = &prometheus::BuildCounter()
+                                 .Name("netlatd_map_evictions_total")
+                                 .Help(
+                                     "Entries a bounded BPF map dropped to make room (inserted - "
+                                     "deleted - live)")
+                                 .Register(*registry_);
+    for (unsigned map = 0; map < NETLAT_MAP_COUNT; ++map) {
+        map_evictions_[map] = &map_evictions_family_->Add({{"map", str(names::kMaps[map])}});
+    }
+
+    series_overflow_ = &prometheus::BuildCounter()
+                            .Name("netlatd_series_overflow_total")
+                            .Help(
+                                "Latency samples recorded under netns=\"other\" because "
+                                "labels.max_series histogram series exist")
+                            .Register(*registry_)
+                            .Add({});
+
+    program_run_seconds_family_ = &prometheus::BuildCounter()
+                                       .Name("netlatd_bpf_program_run_seconds_total")
+                                       .Help("Time spent running a BPF program (kernel BPF stats)")
+                                       .Register(*registry_);
+    program_runs_family_ = &prometheus::BuildCounter()
+                                .Name("netlatd_bpf_program_runs_total")
+                                .Help("Runs of a BPF program (kernel BPF stats)")
+                                .Register(*registry_);
+
+    stage_info_family_ = &prometheus::BuildGauge()
+                              .Name("netlatd_stage_info")
+                              .Help(
+                                  "How each stage is hooked: hook name and mode "
+                                  "(fentry|kprobe|tracepoint|netfilter|cgroup|none); always 1")
+                              .Register(*registry_);
+
+    prometheus::BuildGauge()
+        .Name("netlatd_build_info")
+        .Help("netlatd version, libbpf version and running kernel release; always 1")
+        .Register(*registry_)
+        .Add({{"version", std::move(version)},
+              {"libbpf", std::move(libbpf_version)},
+              {"kernel", std::move(kernel_release)}})
+        .Set(1);
+}
+
+void Metrics::set_stage_info(const std::vector<StageInfo>& stages) {
+    for (prometheus::Gauge* gauge : stage_info_) stage_info_family_->Remove(gauge);
+    stage_info_.clear();
+    for (const StageInfo& stage : stages) {
+        prometheus::Gauge& gauge = stage_info_family_->Add({{"direction", stage.direction},
+                                                            {"stage", stage.stage},
+                                                            {"hook", stage.hook},
+                                                            {"mode", stage.mode}});
+        gauge.Set(1);
+        stage_info_.push_back(&gauge);
+    }
+}
+
+bool Metrics::observe_latency(const netlat_hist_key& key,
+                              const std::vector<double>& bucket_increments, double sum_seconds) {
+    if (key.segment >= NETLAT_SEG_COUNT || key.protocol >= NETLAT_PROTO_COUNT ||
+        (labels_.family && key.family >= NETLAT_FAMILY_COUNT)) {
+        return false;
+    }
+    const uint64_t id = series_id(key, labels_, false);
+    auto it = latency_series_.find(id);
+    prometheus::Histogram* histogram = it != latency_series_.end() ? it->second : nullptr;
+    if (histogram == nullptr) {
+        if (labels_.netns && capped_series_ >= labels_.max_series) {
+            histogram = &latency_series(series_id(key, labels_, true), key, true);
+            double samples = 0;
+            for (double increment : bucket_increments) samples += increment;
+            series_overflow_->Increment(samples);
+        } else {
+            histogram = &latency_series(id, key, false);
+        }
+    }
+    histogram->ObserveMultiple(bucket_increments, sum_seconds);
+    return true;
+}
+
+prometheus::Histogram& Metrics::latency_series(uint64_t id, const netlat_hist_key& key,
+                                               bool other_netns) {
+    if (auto it = latency_series_.find(id); it != latency_series_.end()) return *it->second;
+    prometheus::Labels labels{{"direction", str(names::direction_of_segment(key.segment))},
+                              {"segment", str(names::kSegments[key.segment].segment)},
+                              {"protocol", str(names::kProtocols[key.protocol])}};
+    if (labels_.family) labels.emplace("family", str(names::kFamilies[key.family]));
+    if (labels_.netns) labels.emplace("netns", other_netns ? "other" : std::to_string(key.netns));
+    prometheus::Histogram& histogram = latency_->Add(labels, bounds_seconds_);
+    latency_series_.emplace(id, &histogram);
+    if (labels_.netns && !other_netns) ++capped_series_;
+    return histogram;
+}
+
+prometheus::Counter& Metrics::program_run_seconds(const std::string& program) {
+    return program_run_seconds_family_->Add({{"program", program}});
+}
+
+prometheus::Counter& Metrics::program_runs(const std::string& program) {
+    return program_runs_family_->Add({{"program", program}});
+}
+
+}  // namespace netlatd
