@@ -1,0 +1,56 @@
+// One drain: read the BPF maps, subtract the previous read, feed the Prometheus metrics.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "bpf/netlat.h"
+#include "daemon/drain/map_reader.h"
+#include "daemon/metrics/metrics.h"
+
+namespace netlatd {
+
+struct ProgramRef {  // a loaded BPF program whose kernel run statistics are exported
+    std::string name;
+    int fd;
+};
+
+class Drainer {
+  public:
+    // reader and metrics must outlive the Drainer. The first drain() exports everything the maps
+    // hold (they were created by this process, so they start at zero).
+    Drainer(MapReader& reader, Metrics& metrics, std::vector<ProgramRef> programs);
+
+    // Never resets BPF maps: each value is cumulative and the delta since the previous read is
+    // exported (u32 slots modulo 2^32, u64 counts). A histogram key that disappeared (LRU) and came
+    // back starts from zero. Throws what the reader throws (BpfMapError, std::runtime_error); the
+    // state stays consistent, so the caller may log and drain again next interval.
+    void drain();
+
+  private:
+    void drain_histograms();
+    void drain_counters();
+    void drain_programs();
+
+    MapReader& reader_;
+    Metrics& metrics_;
+    std::vector<ProgramRef> programs_;
+
+    struct PreviousHist {
+        HistTotals totals;
+        uint64_t drain = 0;  // the drain that last saw the key; older entries are gone from the map
+    };
+    std::unordered_map<uint64_t, PreviousHist> previous_hist_;  // by packed netlat_hist_key
+    uint64_t drains_ = 0;
+    std::vector<uint64_t> previous_counters_;             // empty before the first drain
+    std::array<uint64_t, NETLAT_MAP_COUNT> evictions_{};  // exported eviction totals
+    std::vector<ProgramStats> previous_programs_;
+    std::vector<std::pair<prometheus::Counter*, prometheus::Counter*>> program_counters_;
+    std::vector<double> bucket_increments_;  // reused: bounds + 1 entries
+};
+
+}  // namespace netlatd
