@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <thread>
 
 #include "daemon/config/cli.h"
 #include "daemon/config/config.h"
@@ -59,13 +60,13 @@ int run(const netlatd::Config& config) {
 
     Metrics metrics(config, NETLATD_VERSION, libbpf_version(), kernel_release());
     // The address first: a taken port fails before anything is attached.
-    MetricsServer server(config.listen, metrics.registry());
-    Probes probes(config);
-    metrics.set_stage_info(probes.stage_info());
-    MapFds fds = probes.map_fds();
+    auto server = std::make_unique<MetricsServer>(config.listen, metrics.registry());
+    auto probes = std::make_unique<Probes>(config);
+    metrics.set_stage_info(probes->stage_info());
+    MapFds fds = probes->map_fds();
     BpfMapReader reader(fds.hist, fds.counters, fds.entries);
     std::vector<ProgramRef> programs;
-    for (auto& p : probes.programs()) programs.push_back({p.name, p.fd});
+    for (auto& p : probes->programs()) programs.push_back({p.name, p.fd});
     Drainer drainer(reader, metrics, std::move(programs));
 
     spdlog::info("netlatd {} serving http://{}/metrics (probe mode {}, interval {} ms)",
@@ -79,6 +80,10 @@ int run(const netlatd::Config& config) {
         }
     }
     spdlog::info("stopping: detaching all hooks");
+    // The HTTP server's threads take up to a poll timeout to stop: let them while hooks detach.
+    std::thread server_stop([&server] { server.reset(); });
+    probes.reset();
+    server_stop.join();
     return 0;
 }
 

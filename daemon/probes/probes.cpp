@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include "daemon/metrics/names.h"
 #include "netlat.skel.h"
@@ -148,20 +149,27 @@ Probes::Probes(const Config& config) {
         load();
         attach(config.probe_mode != ProbeMode::Auto);
     } catch (...) {
-        for (bpf_link* l : links_) bpf_link__destroy(l);
-        for (int fd : link_fds_) close(fd);
-        if (stats_fd_ >= 0) close(stats_fd_);
-        netlat__destroy(skel_);
+        detach_all();
         throw;
     }
 }
 
-Probes::~Probes() {
-    for (bpf_link* l : links_) bpf_link__destroy(l);
-    for (int fd : link_fds_) close(fd);
+void Probes::detach_all() {
+    // Each detach waits for an RCU grace period; detaching concurrently lets them share grace
+    // periods, so stopping takes tens of milliseconds instead of seconds.
+    std::vector<std::thread> workers;
+    for (bpf_link* l : links_) workers.emplace_back([l] { bpf_link__destroy(l); });
+    for (int fd : link_fds_) workers.emplace_back([fd] { close(fd); });
+    for (auto& w : workers) w.join();
+    links_.clear();
+    link_fds_.clear();
     if (stats_fd_ >= 0) close(stats_fd_);
+    stats_fd_ = -1;
     netlat__destroy(skel_);
+    skel_ = nullptr;
 }
+
+Probes::~Probes() { detach_all(); }
 
 // Per stage, the first candidate of an allowed kind whose programs this kernel has.
 void Probes::choose(const Config& config, const KernelFeatures& kernel) {

@@ -77,6 +77,7 @@ private:
     void load();
     void attach(bool forced);
     void attach_netfilter(const StageChoice& choice);
+    void detach_all();
 
     netlat* skel_ = nullptr;
     std::vector<StageChoice> choices_;

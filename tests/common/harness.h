@@ -1,0 +1,89 @@
+// Shared pieces of the root-level test tiers (integration, accuracy): run netlatd as a child
+// process, scrape and parse /metrics, estimate quantiles from histogram buckets, make loopback
+// traffic.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace netlatd::test {
+
+// Paths given by CMake at build time.
+std::string netlatd_path();
+std::string netlat_load_path();
+std::string source_dir();
+
+// A netlatd child process. The constructor writes the config (if any) to a temporary file, starts
+// netlatd with --listen 127.0.0.1:<free port>, and waits until /metrics answers (or it exits).
+class Daemon {
+public:
+    explicit Daemon(const std::string& config_yaml = "", std::vector<std::string> extra_args = {});
+    ~Daemon();  // SIGKILL if still running
+    Daemon(const Daemon&) = delete;
+    Daemon& operator=(const Daemon&) = delete;
+
+    bool running();
+    std::string scrape();                  // GET /metrics; throws on failure
+    int stop(int signal = 15, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+    std::chrono::milliseconds last_stop_duration() const { return stop_duration_; }
+    std::string log() const;               // everything netlatd wrote to stderr
+    int port() const { return port_; }
+    pid_t pid() const { return pid_; }
+
+private:
+    pid_t pid_ = -1;
+    int port_ = 0;
+    int status_ = -1;
+    std::string dir_;
+    std::chrono::milliseconds stop_duration_{0};
+};
+
+// Runs a command, returns its exit code; stdout and stderr are captured.
+struct CommandResult {
+    int exit_code = -1;
+    std::string out, err;
+};
+CommandResult run_command(const std::vector<std::string>& argv);
+
+std::optional<std::string> http_get(const std::string& host, int port, const std::string& path);
+int free_tcp_port();
+
+// Prometheus text format, parsed just enough: one sample per line.
+struct Sample {
+    std::string name;
+    std::map<std::string, std::string> labels;
+    double value = 0;
+};
+std::vector<Sample> parse_metrics(const std::string& text);
+
+// The value of the sample with this name whose labels include all of `match` (0 if none; the sum
+// if several match).
+double metric_value(const std::vector<Sample>& samples, const std::string& name,
+                    const std::map<std::string, std::string>& match);
+
+// Cumulative (le, count) pairs of a histogram series selected by `match` (summed over series that
+// match, e.g. over families).
+std::vector<std::pair<double, double>> histogram_buckets(const std::vector<Sample>& samples,
+                                                         const std::string& name,
+                                                         const std::map<std::string, std::string>& match);
+// Quantile q by linear interpolation inside the bucket, as Prometheus' histogram_quantile does.
+double histogram_quantile(double q, const std::vector<std::pair<double, double>>& buckets);
+
+// Loopback request/response traffic: `messages` requests of `size` bytes from a client to a server
+// that echoes them, one at a time. Returns the server's port.
+struct Traffic {
+    bool tcp = true;
+    bool ipv6 = false;
+    int messages = 500;
+    int size = 64;
+    int server_port = 0;  // 0: any free port
+    std::chrono::microseconds gap{200};
+};
+int run_request_response(const Traffic& traffic);
+
+}  // namespace netlatd::test

@@ -1,0 +1,213 @@
+// Integration tests: real netlatd, real BPF on this kernel, real loopback traffic. Root only.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "harness.h"
+
+using namespace netlatd::test;
+
+namespace {
+
+const char* kTxSegments[] = {"socket_to_transport", "transport_to_network", "network_to_device",
+                             "device_to_driver", "total"};
+const char* kRxSegments[] = {"driver_to_device", "device_to_network", "network_to_transport",
+                             "transport_to_queued", "queued_to_socket", "stack", "total"};
+
+constexpr int kMessages = 400;
+
+// Only the test server's port: tx is its replies, rx what it reads, so counts equal messages.
+std::string port_config(int port) {
+    return "interval: 200ms\nfilters:\n  local_ports: [" + std::to_string(port) + "]\n";
+}
+
+double count_of(const std::vector<Sample>& s, const std::string& dir, const std::string& seg,
+                const std::string& proto) {
+    return metric_value(s, "netlatd_stack_latency_seconds_count",
+                        {{"direction", dir}, {"segment", seg}, {"protocol", proto}});
+}
+
+std::vector<Sample> scrape_after_drain(Daemon& d) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));  // > 3 drain intervals
+    return parse_metrics(d.scrape());
+}
+
+// Which stages netlatd attached (mode != none) according to netlatd_stage_info.
+std::set<std::string> attached_stages(const std::vector<Sample>& s) {
+    std::set<std::string> out;
+    for (const auto& x : s)
+        if (x.name == "netlatd_stage_info" && x.labels.at("mode") != "none")
+            out.insert(x.labels.at("direction") + "/" + x.labels.at("stage"));
+    return out;
+}
+
+struct Case {
+    bool tcp;
+    bool ipv6;
+};
+
+class TrafficTest : public ::testing::TestWithParam<Case> {};
+
+// Every segment this kernel supports has observations for the protocol, and counts follow the
+// number of messages (margin: 2% + 4 for handshake/teardown packets that carry data-less segments).
+TEST_P(TrafficTest, EverySegmentObservedAndCountsFollowMessages) {
+    const Case c = GetParam();
+    const std::string proto = c.tcp ? "tcp" : "udp";
+    int port = free_tcp_port();
+    Daemon d(port_config(port));
+    ASSERT_TRUE(d.running()) << d.log();
+    run_request_response({c.tcp, c.ipv6, kMessages, 64, port, std::chrono::microseconds(200)});
+    auto s = scrape_after_drain(d);
+    auto attached = attached_stages(s);
+
+    for (const char* seg : kTxSegments) {
+        if (!c.tcp && std::string(seg) == "socket_to_transport") continue;  // no UDP hook here
+        EXPECT_GT(count_of(s, "tx", seg, proto), 0) << "tx " << seg << " " << proto;
+    }
+    for (const char* seg : kRxSegments) EXPECT_GT(count_of(s, "rx", seg, proto), 0) << "rx " << seg;
+
+    const double lo = kMessages * 0.98, hi = kMessages * 1.02 + 4;
+    for (const char* dir : {"tx", "rx"}) {
+        double n = count_of(s, dir, "total", proto);
+        EXPECT_GE(n, lo) << dir << " total count " << n << " for " << kMessages << " messages";
+        EXPECT_LE(n, hi) << dir << " total count " << n << " for " << kMessages << " messages";
+    }
+    // Histogram sums are in seconds: loopback totals are microseconds, not nanoseconds or hours.
+    double sum = metric_value(s, "netlatd_stack_latency_seconds_sum",
+                              {{"direction", "tx"}, {"segment", "total"}, {"protocol", proto}});
+    double mean = sum / count_of(s, "tx", "total", proto);
+    EXPECT_GT(mean, 1e-7);
+    EXPECT_LT(mean, 1e-2);
+    EXPECT_EQ(d.stop(), 0) << d.log();
+}
+
+INSTANTIATE_TEST_SUITE_P(Loopback, TrafficTest,
+                         ::testing::Values(Case{true, false}, Case{true, true}, Case{false, false},
+                                           Case{false, true}),
+                         [](const auto& info) {
+                             return std::string(info.param.tcp ? "tcp" : "udp") +
+                                    (info.param.ipv6 ? "_ipv6" : "_ipv4");
+                         });
+
+TEST(Daemon, EveryStageAttachedOnThisKernel) {
+    Daemon d;
+    auto s = parse_metrics(d.scrape());
+    auto attached = attached_stages(s);
+    for (const char* stage : {"tx/socket", "tx/transport", "tx/network", "tx/device", "tx/driver",
+                              "rx/driver", "rx/device", "rx/network", "rx/transport", "rx/queued",
+                              "rx/socket"})
+        EXPECT_TRUE(attached.count(stage)) << stage << " not attached:\n" << d.log();
+    // The UDP transport gap is declared.
+    EXPECT_EQ(metric_value(s, "netlatd_stage_info",
+                           {{"direction", "tx"}, {"stage", "transport"}, {"mode", "none"}}),
+              1);
+    EXPECT_EQ(metric_value(s, "netlatd_build_info", {}), 1);
+}
+
+TEST(Daemon, PromtoolAcceptsTheExposition) {
+    int port = free_tcp_port();
+    Daemon d(port_config(port));
+    run_request_response({true, false, 100, 64, port, std::chrono::microseconds(100)});
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    std::string path = "/tmp/netlatd-metrics-" + std::to_string(getpid()) + ".txt";
+    std::ofstream(path) << d.scrape();
+    auto r = run_command({"sh", "-c", "promtool check metrics < " + path});
+    unlink(path.c_str());
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_EQ(r.out + r.err, "") << "promtool reported problems";
+}
+
+TEST(Daemon, SigtermStopsWithinTwoSeconds) {
+    for (int sig : {SIGTERM, SIGINT}) {
+        Daemon d;
+        EXPECT_EQ(d.stop(sig, std::chrono::seconds(5)), 0) << d.log();
+        EXPECT_LT(d.last_stop_duration().count(), 2000);
+    }
+}
+
+// Every program of netlat.bpf.c is named tp_* or nf_*; none may remain after the process dies.
+int our_programs_loaded() {
+    auto r = run_command({"bpftool", "prog", "show"});
+    int n = 0;
+    std::istringstream in(r.out);
+    std::string line;
+    for (const auto* name : {" name tp_", " name nf_"}) {
+        std::istringstream lines(r.out);
+        while (std::getline(lines, line))
+            if (line.find(name) != std::string::npos) n++;
+    }
+    return n;
+}
+
+TEST(Daemon, NothingStaysAttachedAfterSigkill) {
+    {
+        Daemon d;
+        ASSERT_GT(our_programs_loaded(), 0) << "sanity: netlatd's programs are visible while it runs";
+        EXPECT_EQ(d.stop(SIGKILL), 128 + SIGKILL);
+    }
+    int left = -1;
+    for (int i = 0; i < 50 && left != 0; i++) {  // programs are freed after an RCU grace period
+        left = our_programs_loaded();
+        if (left) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_EQ(left, 0);
+    auto links = run_command({"bpftool", "link", "show"});
+    EXPECT_EQ(links.out.find("netfilter"), std::string::npos) << links.out;
+    EXPECT_EQ(links.out.find(" name tp_"), std::string::npos) << links.out;
+}
+
+TEST(Daemon, ListenAddressInUseIsReported) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    ASSERT_EQ(listen(fd, 1), 0);
+    socklen_t len = sizeof(a);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    std::string addr = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+    auto r = run_command({netlatd_path(), "--listen", addr});
+    close(fd);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find(addr), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("in use"), std::string::npos) << r.err;
+    EXPECT_EQ(our_programs_loaded(), 0) << "nothing attached on a failed start";
+}
+
+class BrokenConfig : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(BrokenConfig, CheckConfigFailsWithOneLine) {
+    std::string path = source_dir() + "/tests/data/config/" + GetParam();
+    if (GetParam() == "missing.yaml") path = "/nonexistent/netlatd.yaml";
+    auto r = run_command({netlatd_path(), "--check-config", "--config", path});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(r.out, "");
+    ASSERT_FALSE(r.err.empty());
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
+    EXPECT_NE(r.err.find(GetParam() == "missing.yaml" ? "/nonexistent/netlatd.yaml" : GetParam()),
+              std::string::npos)
+        << "the message names the file: " << r.err;
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, BrokenConfig,
+                         ::testing::Values("bad_yaml.yaml", "unknown_key.yaml", "wrong_type.yaml",
+                                           "out_of_range.yaml", "missing.yaml"),
+                         [](const auto& info) {
+                             std::string n = info.param.substr(0, info.param.find('.'));
+                             return n;
+                         });
+
+TEST(Daemon, CheckConfigPrintsTheEffectiveDefault) {
+    auto r = run_command({netlatd_path(), "--check-config"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("listen:"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("probe_mode: auto"), std::string::npos) << r.out;
+}
+
+}  // namespace
