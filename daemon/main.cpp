@@ -74,6 +74,7 @@ int run(const netlatd::Config& config) {
                  config.interval.count());
     while (!wait_for_stop(signals, config.interval)) {
         try {
+            probes->sync_namespaces();
             drainer.drain();
         } catch (const std::exception& e) {
             spdlog::warn("drain failed: {}", e.what());

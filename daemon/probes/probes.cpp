@@ -159,10 +159,10 @@ void Probes::detach_all() {
     // periods, so stopping takes tens of milliseconds instead of seconds.
     std::vector<std::thread> workers;
     for (bpf_link* l : links_) workers.emplace_back([l] { bpf_link__destroy(l); });
-    for (int fd : link_fds_) workers.emplace_back([fd] { close(fd); });
+    if (netfilter_)
+        for (int fd : netfilter_->release_all()) workers.emplace_back([fd] { close(fd); });
     for (auto& w : workers) w.join();
     links_.clear();
-    link_fds_.clear();
     if (stats_fd_ >= 0) close(stats_fd_);
     stats_fd_ = -1;
     netlat__destroy(skel_);
@@ -292,22 +292,30 @@ void Probes::load() {
                      errno_text(errno));
 }
 
-void Probes::attach_netfilter(const StageChoice& choice) {
+std::vector<int> Probes::netfilter_links(const StageChoice& choice) const {
     const HookCandidate& c = *choice.candidate;
     bpf_program* prog =
         bpf_object__find_program_by_name(skel_->obj, c.programs.front().program.c_str());
+    std::vector<int> fds;
     for (int pf : {kNfprotoIpv4, kNfprotoIpv6}) {
         int fd = netfilter_link_create(bpf_program__fd(prog), pf, c.netfilter.hooknum,
                                        c.netfilter.priority);
-        if (fd < 0)
+        if (fd < 0) {
+            for (int f : fds) close(f);
             throw ProbeError("netfilter link for " + c.programs.front().program + " (" +
-                             (pf == kNfprotoIpv4 ? "ipv4" : "ipv6") +
-                             "): " + errno_text(fd));
-        link_fds_.push_back(fd);
+                             (pf == kNfprotoIpv4 ? "ipv4" : "ipv6") + "): " + errno_text(fd));
+        }
+        fds.push_back(fd);
     }
+    return fds;
+}
+
+void Probes::sync_namespaces() {
+    if (netfilter_) netfilter_->sync();
 }
 
 void Probes::attach(bool forced) {
+    std::vector<int> own_netfilter;
     for (StageChoice& choice : choices_) {
         const std::string name = stage_name(choice.stage);
         if (!choice.candidate) {
@@ -319,7 +327,8 @@ void Probes::attach(bool forced) {
         }
         try {
             if (choice.candidate->kind == HookKind::Netfilter) {
-                attach_netfilter(choice);
+                auto fds = netfilter_links(choice);
+                own_netfilter.insert(own_netfilter.end(), fds.begin(), fds.end());
             } else {
                 for (const HookProgram* p : choice.programs) {
                     bpf_program* prog =
@@ -342,6 +351,24 @@ void Probes::attach(bool forced) {
         spdlog::info("stage {}: {} {} ({})", name, mode_label(choice.candidate->kind),
                      hook_label(choice), choice.candidate->protocols);
     }
+    // Other namespaces get the same netfilter stages, as they are found.
+    netfilter_ = std::make_unique<NamespaceHooks>([this] {
+        std::vector<int> all;
+        try {
+            for (const StageChoice& c : choices_) {
+                if (!c.candidate || c.candidate->kind != HookKind::Netfilter) continue;
+                auto fds = netfilter_links(c);
+                all.insert(all.end(), fds.begin(), fds.end());
+            }
+        } catch (...) {
+            for (int fd : all) close(fd);
+            throw;
+        }
+        return all;
+    });
+    netfilter_->adopt_own(std::move(own_netfilter));
+    netfilter_->sync();
+
     for (const HookProgram& p : support_programs()) {
         bpf_program* prog = bpf_object__find_program_by_name(skel_->obj, p.program.c_str());
         bpf_link* link = bpf_program__attach(prog);

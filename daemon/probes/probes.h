@@ -13,6 +13,7 @@
 #include "daemon/config/config.h"
 #include "daemon/drain/drainer.h"
 #include "daemon/metrics/metrics.h"
+#include "daemon/probes/netns.h"
 #include "daemon/probes/stages.h"
 
 struct netlat;  // the bpftool skeleton
@@ -70,19 +71,22 @@ public:
     std::vector<StageInfo> stage_info() const;
     std::vector<ProgramRef> programs() const;
     MapFds map_fds() const;
+    // Hooks the netfilter stages into network namespaces that appeared since the last call and
+    // releases those of namespaces that are gone.
+    void sync_namespaces();
 
 private:
     void choose(const Config& config, const KernelFeatures& kernel);
     void configure(const Config& config);
     void load();
     void attach(bool forced);
-    void attach_netfilter(const StageChoice& choice);
+    std::vector<int> netfilter_links(const StageChoice& choice) const;  // in the current netns
     void detach_all();
 
     netlat* skel_ = nullptr;
     std::vector<StageChoice> choices_;
     std::vector<bpf_link*> links_;
-    std::vector<int> link_fds_;  // links made with the raw syscall (netfilter)
+    std::unique_ptr<NamespaceHooks> netfilter_;  // netfilter links, per network namespace
     int stats_fd_ = -1;          // kernel BPF run-time stats stay on while this is open
 };
 
