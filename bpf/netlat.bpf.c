@@ -429,6 +429,16 @@ static __always_inline void tx_transport_tcp(const struct sock *sk, const struct
                   NETLAT_SEG_TX_TRANSPORT_TO_NETWORK);
 }
 
+/* transport stage, UDP (kprobe and fentry modes: 6.18 has no UDP send tracepoint). */
+static __always_inline void tx_transport_udp(const struct sock *sk)
+{
+    __u64 id = bpf_get_current_pid_tgid();
+    struct tx_thread_val *t = bpf_map_lookup_elem(&tx_thread, &id);
+    if (!t || t->sk != (__u64)sk) return;
+    t->ts_transport = bpf_ktime_get_ns();
+    count(NETLAT_CTR_STAGE(NETLAT_STAGE_TX_TRANSPORT));
+}
+
 /* Emits the per-call segments of a call that reaches the network stage. */
 static __always_inline void tx_call_reached_network(struct skb_entry *e, __u64 t_socket,
                                                     __u64 t_transport, __u64 now)
@@ -445,6 +455,15 @@ static __always_inline void tx_call_reached_network(struct skb_entry *e, __u64 t
     }
 }
 
+/* The device a locally sent skb leaves through: its route's (skb->dev is set only inside ip_output). */
+static __always_inline const struct net_device *skb_out_dev(const struct sk_buff *skb)
+{
+    unsigned long refdst = BPF_CORE_READ(skb, _skb_refdst);
+    const struct dst_entry *dst = (const struct dst_entry *)(refdst & ~1UL);
+    const struct net_device *dev = dst ? BPF_CORE_READ(dst, dev) : 0;
+    return dev ? dev : BPF_CORE_READ(skb, dev);
+}
+
 /* network stage: an skb leaves IP (ip_output / POST_ROUTING). */
 static __always_inline void tx_network(const struct sk_buff *skb)
 {
@@ -452,7 +471,7 @@ static __always_inline void tx_network(const struct sk_buff *skb)
     if (!sk) return; /* forwarded, not ours */
     struct pkt p = {};
     if (!parse_l3(skb, skb_network(skb), &p)) return;
-    const struct net_device *dev = BPF_CORE_READ(skb, dev);
+    const struct net_device *dev = skb_out_dev(skb);
     __u32 netns = netns_of_dev(dev);
     if (!flow_wanted(p.src_port, p.dst_port, netns) || !dev_wanted(dev)) return;
     if (p.proto == NETLAT_PROTO_TCP && !p.payload) return; /* pure ACK, SYN, FIN: no data to time */
@@ -843,3 +862,194 @@ int BPF_PROG(tp_consume_skb, struct sk_buff *skb)
     skb_freed(skb, 0);
     return 0;
 }
+
+/* ================= entry points: kprobe and fentry =================
+ * The original project's functions and their twins. Each stage has one handler above; these only
+ * unpack arguments. A function a kernel lacks (renamed, inlined) has its entry point switched off. */
+
+#define KPROBE_FENTRY_SKB(fn, handler)                        \
+    SEC("kprobe/" #fn)                                        \
+    int BPF_KPROBE(kp_##fn, struct sk_buff *skb)              \
+    {                                                         \
+        handler(skb);                                         \
+        return 0;                                             \
+    }                                                         \
+    SEC("fentry/" #fn)                                        \
+    int BPF_PROG(fe_##fn, struct sk_buff *skb)                \
+    {                                                         \
+        handler(skb);                                         \
+        return 0;                                             \
+    }
+
+/* Functions whose skb is not the first argument: (net, sk, skb) and (napi, skb). */
+#define KPROBE_FENTRY_SKB3(fn, handler)                                          \
+    SEC("kprobe/" #fn)                                                           \
+    int BPF_KPROBE(kp_##fn, void *net, void *sk, struct sk_buff *skb)            \
+    {                                                                            \
+        handler(skb);                                                            \
+        return 0;                                                                \
+    }                                                                            \
+    SEC("fentry/" #fn)                                                           \
+    int BPF_PROG(fe_##fn, void *net, void *sk, struct sk_buff *skb)              \
+    {                                                                            \
+        handler(skb);                                                            \
+        return 0;                                                                \
+    }
+
+static __always_inline void tx_socket_of(const struct socket *sock) { tx_socket(BPF_CORE_READ(sock, sk)); }
+
+SEC("kprobe/sock_sendmsg")
+int BPF_KPROBE(kp_sock_sendmsg, struct socket *sock)
+{
+    tx_socket_of(sock);
+    return 0;
+}
+SEC("fentry/sock_sendmsg")
+int BPF_PROG(fe_sock_sendmsg, struct socket *sock)
+{
+    tx_socket_of(sock);
+    return 0;
+}
+
+SEC("kprobe/__sock_sendmsg")
+int BPF_KPROBE(kp___sock_sendmsg, struct socket *sock)
+{
+    tx_socket_of(sock);
+    return 0;
+}
+SEC("fentry/__sock_sendmsg")
+int BPF_PROG(fe___sock_sendmsg, struct socket *sock)
+{
+    tx_socket_of(sock);
+    return 0;
+}
+
+SEC("kprobe/tcp_sendmsg")
+int BPF_KPROBE(kp_tcp_sendmsg, struct sock *sk, struct msghdr *msg)
+{
+    tx_transport_tcp(sk, msg);
+    return 0;
+}
+SEC("fentry/tcp_sendmsg")
+int BPF_PROG(fe_tcp_sendmsg, struct sock *sk, struct msghdr *msg)
+{
+    tx_transport_tcp(sk, msg);
+    return 0;
+}
+
+#define KPROBE_FENTRY_SOCK(fn, handler)             \
+    SEC("kprobe/" #fn)                              \
+    int BPF_KPROBE(kp_##fn, struct sock *sk)        \
+    {                                               \
+        handler(sk);                                \
+        return 0;                                   \
+    }                                               \
+    SEC("fentry/" #fn)                              \
+    int BPF_PROG(fe_##fn, struct sock *sk)          \
+    {                                               \
+        handler(sk);                                \
+        return 0;                                   \
+    }
+KPROBE_FENTRY_SOCK(udp_sendmsg, tx_transport_udp)
+KPROBE_FENTRY_SOCK(udpv6_sendmsg, tx_transport_udp)
+KPROBE_FENTRY_SOCK(sock_def_readable, rx_queued)
+
+KPROBE_FENTRY_SKB3(ip_output, tx_network)
+KPROBE_FENTRY_SKB3(ip6_output, tx_network)
+KPROBE_FENTRY_SKB(__dev_queue_xmit, tx_device)
+KPROBE_FENTRY_SKB(dev_hard_start_xmit, tx_driver)
+
+KPROBE_FENTRY_SKB(netif_rx, rx_driver)
+KPROBE_FENTRY_SKB(__netif_rx, rx_driver)
+KPROBE_FENTRY_SKB(netif_receive_skb, rx_driver)
+
+SEC("kprobe/napi_gro_receive")
+int BPF_KPROBE(kp_napi_gro_receive, void *napi, struct sk_buff *skb)
+{
+    rx_driver(skb);
+    return 0;
+}
+SEC("fentry/napi_gro_receive")
+int BPF_PROG(fe_napi_gro_receive, void *napi, struct sk_buff *skb)
+{
+    rx_driver(skb);
+    return 0;
+}
+
+static __always_inline void rx_device(const struct sk_buff *skb) { rx_skb_stage(skb, NETLAT_STAGE_RX_DEVICE); }
+static __always_inline void rx_network(const struct sk_buff *skb) { rx_skb_stage(skb, NETLAT_STAGE_RX_NETWORK); }
+static __always_inline void rx_transport(const struct sk_buff *skb) { rx_skb_stage(skb, NETLAT_STAGE_RX_TRANSPORT); }
+
+KPROBE_FENTRY_SKB(__netif_receive_skb, rx_device)
+KPROBE_FENTRY_SKB(ip_rcv, rx_network)
+KPROBE_FENTRY_SKB(ipv6_rcv, rx_network)
+KPROBE_FENTRY_SKB(tcp_v4_rcv, rx_transport)
+KPROBE_FENTRY_SKB(tcp_v6_rcv, rx_transport)
+KPROBE_FENTRY_SKB(udp_rcv, rx_transport)
+KPROBE_FENTRY_SKB(udpv6_rcv, rx_transport)
+
+SEC("kprobe/tcp_rcv_established")
+int BPF_KPROBE(kp_tcp_rcv_established, struct sock *sk, struct sk_buff *skb)
+{
+    rx_tcp_owned(sk, skb);
+    return 0;
+}
+SEC("fentry/tcp_rcv_established")
+int BPF_PROG(fe_tcp_rcv_established, struct sock *sk, struct sk_buff *skb)
+{
+    rx_tcp_owned(sk, skb);
+    return 0;
+}
+
+/* Reads: the socket stage needs the return value. fexit has arguments and result together; a
+ * kretprobe does not, so its kprobe keeps (sk, flags) per thread. */
+struct rx_call {
+    __u64 sk;
+    __s32 flags;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 8192);
+    __type(key, __u64);
+    __type(value, struct rx_call);
+} rx_thread SEC(".maps");
+
+static __always_inline void rx_call_enter(struct sock *sk, int flags)
+{
+    __u64 id = bpf_get_current_pid_tgid();
+    struct rx_call c = {.sk = (__u64)sk, .flags = flags};
+    bpf_map_update_elem(&rx_thread, &id, &c, BPF_ANY);
+}
+
+static __always_inline void rx_call_return(int ret)
+{
+    __u64 id = bpf_get_current_pid_tgid();
+    struct rx_call *c = bpf_map_lookup_elem(&rx_thread, &id);
+    if (!c) return;
+    rx_socket((const struct sock *)c->sk, ret, c->flags);
+    bpf_map_delete_elem(&rx_thread, &id);
+}
+
+#define RECVMSG_ENTRY_POINTS(fn)                                                                  \
+    SEC("kprobe/" #fn)                                                                            \
+    int BPF_KPROBE(kp_##fn, struct sock *sk, struct msghdr *msg, size_t len, int flags)           \
+    {                                                                                             \
+        rx_call_enter(sk, flags);                                                                 \
+        return 0;                                                                                 \
+    }                                                                                             \
+    SEC("kretprobe/" #fn)                                                                         \
+    int BPF_KRETPROBE(krp_##fn, int ret)                                                          \
+    {                                                                                             \
+        rx_call_return(ret);                                                                      \
+        return 0;                                                                                 \
+    }                                                                                             \
+    SEC("fexit/" #fn)                                                                             \
+    int BPF_PROG(fx_##fn, struct sock *sk, struct msghdr *msg, size_t len, int flags,             \
+                 int *addr_len, int ret)                                                          \
+    {                                                                                             \
+        rx_socket(sk, ret, flags);                                                                \
+        return 0;                                                                                 \
+    }
+RECVMSG_ENTRY_POINTS(tcp_recvmsg)
+RECVMSG_ENTRY_POINTS(udp_recvmsg)
+RECVMSG_ENTRY_POINTS(udpv6_recvmsg)

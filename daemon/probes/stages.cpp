@@ -21,6 +21,40 @@ HookCandidate tp_btf(std::string protocols, std::vector<std::string> tracepoints
     return c;
 }
 
+// The same kernel functions as fentry and as kprobe programs (fe_<fn> / kp_<fn> in netlat.bpf.c).
+std::vector<HookCandidate> functions(std::string protocols, std::vector<std::string> fns,
+                                     bool each_optional = false) {
+    HookCandidate fentry{HookKind::Fentry, protocols, {}, {}};
+    HookCandidate kprobe{HookKind::Kprobe, protocols, {}, {}};
+    for (const auto& fn : fns) {
+        fentry.programs.push_back({"fe_" + fn, fn, each_optional});
+        kprobe.programs.push_back({"kp_" + fn, fn, each_optional});
+    }
+    return {fentry, kprobe};
+}
+
+// Reads: fexit, or a kprobe and kretprobe pair, on each function.
+std::vector<HookCandidate> read_functions(std::vector<std::string> fns) {
+    HookCandidate fexit{HookKind::Fentry, "tcp+udp", {}, {}};
+    HookCandidate kprobe{HookKind::Kprobe, "tcp+udp", {}, {}};
+    for (const auto& fn : fns) {
+        fexit.programs.push_back({"fx_" + fn, fn, false});
+        kprobe.programs.push_back({"kp_" + fn, fn, false});
+        kprobe.programs.push_back({"krp_" + fn, fn, false});
+    }
+    return {fexit, kprobe};
+}
+
+std::vector<HookCandidate> operator+(std::vector<HookCandidate> a, std::vector<HookCandidate> b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+}
+
+std::vector<HookCandidate> operator+(std::vector<HookCandidate> a, HookCandidate b) {
+    a.push_back(std::move(b));
+    return a;
+}
+
 HookCandidate netfilter(std::string program, int hooknum, int priority) {
     return {HookKind::Netfilter, "tcp+udp", {{std::move(program), "", false}}, {hooknum, priority}};
 }
@@ -45,27 +79,48 @@ const std::vector<StageHooks>& stage_table() {
         for (const char* sc : {"sendto", "sendmsg", "sendmmsg", "write", "writev"})
             sys_enter.programs.push_back({std::string("tp_sys_enter_") + sc,
                                           std::string("syscalls/sys_enter_") + sc, false});
-        t.push_back({NETLAT_STAGE_TX_SOCKET, {sys_enter}});
-        t.push_back({NETLAT_STAGE_TX_TRANSPORT, {tp_btf("tcp", {"tcp_sendmsg_locked"})}});
+        // Since "net: prevent rewrite of msg_name in sock_sendmsg()" (6.6, backported to 6.1.56)
+        // the send syscalls call __sock_sendmsg; sock_sendmsg is left to in-kernel senders.
+        t.push_back({NETLAT_STAGE_TX_SOCKET,
+                     functions("tcp+udp", {"__sock_sendmsg"}) + functions("tcp+udp", {"sock_sendmsg"}) +
+                         sys_enter});
+        t.push_back({NETLAT_STAGE_TX_TRANSPORT,
+                     functions("tcp+udp", {"tcp_sendmsg", "udp_sendmsg", "udpv6_sendmsg"}) +
+                         tp_btf("tcp", {"tcp_sendmsg_locked"})});
         t.push_back({NETLAT_STAGE_TX_NETWORK,
-                     {netfilter("nf_tx_network", NF_INET_POST_ROUTING, kFirstPriority)}});
-        t.push_back({NETLAT_STAGE_TX_DEVICE, {tp_btf("tcp+udp", {"net_dev_queue"})}});
-        t.push_back({NETLAT_STAGE_TX_DRIVER, {tp_btf("tcp+udp", {"net_dev_start_xmit"})}});
+                     functions("tcp+udp", {"ip_output", "ip6_output"}) +
+                         netfilter("nf_tx_network", NF_INET_POST_ROUTING, kFirstPriority)});
+        t.push_back({NETLAT_STAGE_TX_DEVICE,
+                     functions("tcp+udp", {"__dev_queue_xmit"}) + tp_btf("tcp+udp", {"net_dev_queue"})});
+        t.push_back({NETLAT_STAGE_TX_DRIVER, functions("tcp+udp", {"dev_hard_start_xmit"}) +
+                                                 tp_btf("tcp+udp", {"net_dev_start_xmit"})});
+        // Loopback and veth hand packets over with __netif_rx; NICs with napi_gro_receive or
+        // netif_receive_skb; plain netif_rx is the old entry of the others.
         t.push_back({NETLAT_STAGE_RX_DRIVER,
-                     {tp_btf("tcp+udp",
-                             {"netif_rx", "napi_gro_receive_entry", "netif_receive_skb_entry",
-                              "netif_receive_skb_list_entry"},
-                             true)}});
-        t.push_back({NETLAT_STAGE_RX_DEVICE, {tp_btf("tcp+udp", {"netif_receive_skb"})}});
+                     functions("tcp+udp",
+                               {"__netif_rx", "netif_rx", "napi_gro_receive", "netif_receive_skb"},
+                               true) +
+                         tp_btf("tcp+udp",
+                                {"netif_rx", "napi_gro_receive_entry", "netif_receive_skb_entry",
+                                 "netif_receive_skb_list_entry"},
+                                true)});
+        t.push_back({NETLAT_STAGE_RX_DEVICE, functions("tcp+udp", {"__netif_receive_skb"}) +
+                                                 tp_btf("tcp+udp", {"netif_receive_skb"})});
         t.push_back({NETLAT_STAGE_RX_NETWORK,
-                     {netfilter("nf_rx_network", NF_INET_PRE_ROUTING, kFirstPriority)}});
+                     functions("tcp+udp", {"ip_rcv", "ipv6_rcv"}) +
+                         netfilter("nf_rx_network", NF_INET_PRE_ROUTING, kFirstPriority)});
         t.push_back({NETLAT_STAGE_RX_TRANSPORT,
-                     {netfilter("nf_rx_transport", NF_INET_LOCAL_IN, kLastPriority)}});
-        // TCP's segments are joined to the socket where TCP takes them (tcp_probe) and are queued
-        // when the reader is woken (sk_data_ready): both are needed for the TCP queued stage.
-        auto queued = tp_btf("tcp+udp", {"sk_data_ready", "tcp_probe"});
-        t.push_back({NETLAT_STAGE_RX_QUEUED, {queued}});
-        t.push_back({NETLAT_STAGE_RX_SOCKET, {tp_btf("tcp+udp", {"sock_recv_length"})}});
+                     functions("tcp+udp", {"tcp_v4_rcv", "tcp_v6_rcv", "udp_rcv", "udpv6_rcv"}) +
+                         netfilter("nf_rx_transport", NF_INET_LOCAL_IN, kLastPriority)});
+        // TCP's segments are joined to the socket where TCP takes them (tcp_rcv_established /
+        // tcp_probe) and are queued when the reader is woken (sock_def_readable / sk_data_ready):
+        // both are needed for the queued stage.
+        t.push_back({NETLAT_STAGE_RX_QUEUED,
+                     functions("tcp+udp", {"sock_def_readable", "tcp_rcv_established"}) +
+                         tp_btf("tcp+udp", {"sk_data_ready", "tcp_probe"})});
+        t.push_back({NETLAT_STAGE_RX_SOCKET,
+                     read_functions({"tcp_recvmsg", "udp_recvmsg", "udpv6_recvmsg"}) +
+                         tp_btf("tcp+udp", {"sock_recv_length"})});
         return t;
     }();
     return table;
