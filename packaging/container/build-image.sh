@@ -56,7 +56,7 @@ podman build --pull=never --network=none -q -t "$image" -f "$ctx/Containerfile" 
 if [[ -n $out_dir ]]; then
   mkdir -p "$out_dir"
   rm -f "$out_dir/netlatd-image.tar"
-  podman save --format docker-archive -o "$out_dir/netlatd-image.tar" "$image" >&2
+  podman save -q --format docker-archive -o "$out_dir/netlatd-image.tar" "$image" >&2
   /usr/bin/python3 "$here/seccomp.py" > "$out_dir/netlatd-seccomp.json"
 fi
 echo "$image"

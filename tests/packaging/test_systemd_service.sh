@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Runs the installed, hardened netlatd.service under a real systemd: the host has no systemd as
+# PID 1, so systemd boots as PID 1 of a podman container (the host's /usr read-only, a copy of
+# /etc without enabled services, host network so netlatd sees the host's traffic). The unit's
+# sandbox (capability bounding set, ProtectSystem=strict, SystemCallFilter, ...) is then applied
+# by systemd for real. Checks: the service becomes active, /metrics has the same hooks as netlatd
+# run directly as root, latency samples under traffic, the process holds exactly the capabilities
+# of packaging/capabilities.txt, and `systemctl stop` ends it cleanly (exit 0).
+# Usage: test_systemd_service.sh BUILD_DIR NETLATD_BINARY
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+build=${1:?usage: test_systemd_service.sh BUILD_DIR NETLATD_BINARY}
+netlatd=${2:?usage: test_systemd_service.sh BUILD_DIR NETLATD_BINARY}
+probe=$here/netlat_probe.py
+fail() { echo "FAIL: $*"; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || fail "must run as root"
+for tool in podman runc cmake; do
+  command -v $tool >/dev/null || fail "$tool not found (apt-get install podman runc)"
+done
+[[ -x /lib/systemd/systemd ]] || fail "/lib/systemd/systemd missing (apt-get install systemd)"
+
+work=$(mktemp -d /tmp/netlatd-sd.XXXXXX)
+name=netlatd-systemd-$$
+host_pid=
+cleanup() {
+  podman rm -f -t 5 "$name" >/dev/null 2>&1 || true
+  [[ -n $host_pid ]] && kill "$host_pid" 2>/dev/null && wait "$host_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+cat > "$work/containers.conf" <<'CONF'
+[containers]
+default_ulimits = []
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+CONF
+export CONTAINERS_CONF=$work/containers.conf
+
+# Reference: netlatd as full root on the host.
+host_port=$("$probe" free-port)
+"$netlatd" --listen "127.0.0.1:$host_port" > "$work/host.log" 2>&1 &
+host_pid=$!
+"$probe" wait "http://127.0.0.1:$host_port/metrics" 30 || { cat "$work/host.log"; fail "host netlatd"; }
+"$probe" summary "http://127.0.0.1:$host_port/metrics" > "$work/host.json"
+kill "$host_pid"; wait "$host_pid" || true; host_pid=
+
+# The machine's root: host /usr (read-only, bound at run), merged-/usr symlinks, a copy of /etc
+# with no enabled units, and netlatd installed under /opt/netlatd (the install rules, prefix
+# /opt/netlatd: /usr is read-only) with its config in /etc/netlatd.
+root=$work/root
+mkdir -p "$root"/{proc,sys,dev,run,tmp,var/tmp,var/log,var/lib,root,opt,etc}
+for l in bin lib lib64 sbin; do ln -s "usr/$l" "$root/$l"; done
+cp -a /etc/. "$root/etc/"
+find "$root/etc/systemd/system" -mindepth 1 -name '*.wants' -prune -exec rm -rf {} +
+: > "$root/etc/machine-id"
+DESTDIR=$root cmake --install "$build" --prefix /opt/netlatd > "$work/install.log" 2>&1 \
+  || { cat "$work/install.log"; fail "cmake --install"; }
+cp "$root/opt/netlatd/lib/systemd/system/netlatd.service" "$root/etc/systemd/system/"
+port=$("$probe" free-port)
+# Only the listen address differs from the installed unit (a free loopback port for the test).
+mkdir -p "$root/etc/systemd/system/netlatd.service.d"
+printf '[Service]\nExecStart=\nExecStart=/opt/netlatd/sbin/netlatd --config /etc/netlatd/netlatd.yaml --listen 127.0.0.1:%s\n' \
+  "$port" > "$root/etc/systemd/system/netlatd.service.d/test-listen.conf"
+
+podman run -d --name "$name" --privileged --network host --systemd=always \
+  -v /usr:/usr:ro --rootfs "$root" /lib/systemd/systemd --unit=basic.target > /dev/null \
+  || fail "could not boot systemd in a container"
+for _ in $(seq 1 60); do
+  state=$(podman exec "$name" systemctl is-system-running 2>/dev/null || true)
+  [[ $state == running || $state == degraded ]] && break
+  sleep 0.5
+done
+echo "systemd in container: ${state:-unknown}"
+podman exec "$name" systemctl start netlatd.service || {
+  podman exec "$name" journalctl -u netlatd --no-pager | tail -30; fail "systemctl start netlatd"; }
+if ! "$probe" wait "http://127.0.0.1:$port/metrics" 30; then
+  podman exec "$name" journalctl -u netlatd --no-pager | tail -30
+  fail "netlatd.service did not serve /metrics"
+fi
+"$probe" traffic 4
+sleep 2
+"$probe" summary "http://127.0.0.1:$port/metrics" > "$work/service.json"
+pid=$(podman exec "$name" systemctl show -P MainPID netlatd.service)
+podman exec "$name" grep -E '^(Uid|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' "/proc/$pid/status" > "$work/status"
+cat "$work/status"
+podman exec "$name" systemctl stop netlatd.service
+result=$(podman exec "$name" systemctl show -P Result netlatd.service)
+status=$(podman exec "$name" systemctl show -P ExecMainStatus netlatd.service)
+podman exec "$name" journalctl -u netlatd --no-pager -o cat > "$work/journal" 2>&1 || true
+
+/usr/bin/python3 - "$work/host.json" "$work/service.json" "$work/status" "$repo/packaging/capabilities.txt" "$result" "$status" <<'PY' || { tail -30 "$work/journal"; fail "netlatd.service"; }
+import json, sys
+host, svc = (json.load(open(p)) for p in sys.argv[1:3])
+status = dict(l.split(':', 1) for l in open(sys.argv[3]).read().splitlines())
+status = {k: v.strip() for k, v in status.items()}
+caps = open(sys.argv[4]).read().split()
+result, exit_status = sys.argv[5], sys.argv[6]
+CAP_NUM = {'CAP_NET_ADMIN': 12, 'CAP_SYS_ADMIN': 21, 'CAP_SYS_RESOURCE': 24, 'CAP_PERFMON': 38,
+           'CAP_BPF': 39, 'CAP_SYS_PTRACE': 19, 'CAP_DAC_READ_SEARCH': 2, 'CAP_IPC_LOCK': 14}
+want = sum(1 << CAP_NUM[c] for c in caps)
+problems = []
+for field in ('CapEff', 'CapPrm', 'CapBnd'):
+    if int(status[field], 16) != want:
+        problems.append(f'{field} {status[field]} != {want:016x} ({" ".join(caps)})')
+if status.get('NoNewPrivs') != '1':
+    problems.append('NoNewPrivs is not set')
+if status.get('Seccomp') != '2':
+    problems.append('no seccomp filter (SystemCallFilter) on the process')
+if svc['stages'] != host['stages']:
+    problems.append(f'hooks differ from a root run:\n  root:    {host["stages"]}\n  service: {svc["stages"]}')
+for k in ('tx/total/tcp', 'rx/total/tcp'):
+    if svc['latency_counts'].get(k, 0) <= 0:
+        problems.append(f'no {k} samples')
+if result != 'success' or exit_status != '0':
+    problems.append(f'stop: Result={result} ExecMainStatus={exit_status}')
+print(f'netlatd.service: {len(svc["stages_active"])} stages attached '
+      f'(root run: {len(host["stages_active"])}), tx total tcp samples '
+      f'{svc["latency_counts"].get("tx/total/tcp", 0):.0f}, stop Result={result} status={exit_status}')
+for p in problems:
+    print('PROBLEM', p)
+sys.exit(1 if problems else 0)
+PY
+echo PASS
