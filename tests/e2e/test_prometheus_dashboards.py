@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -127,14 +126,18 @@ def main():
         print(f'netlatd at {instance}, prometheus at {base}; traffic for {TRAFFIC_SECONDS}s',
               flush=True)
         if args.netlat_load:
-            load = subprocess.run([args.netlat_load, '--duration', f'{TRAFFIC_SECONDS}s'],
-                                  capture_output=True, text=True, timeout=TRAFFIC_SECONDS + 60)
-            if load.returncode != 0:
-                fail(f'netlat-load failed: {load.stderr[-2000:]}')
+            # TCP and UDP request/response on loopback at the same time, bounded in rate and time.
+            loads = [subprocess.Popen(
+                [args.netlat_load, '--proto', proto, '--topology', 'loopback',
+                 '--duration', str(TRAFFIC_SECONDS), '--rate', '2000'],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                for proto in ('tcp', 'udp')]
+            for proto, load in zip(('tcp', 'udp'), loads):
+                _, err = load.communicate(timeout=TRAFFIC_SECONDS + 60)
+                if load.returncode != 0:
+                    fail(f'netlat-load --proto {proto} failed ({load.returncode}): {err[-2000:]}')
         else:
-            t = threading.Thread(target=netlat_probe.traffic, args=(TRAFFIC_SECONDS,))
-            t.start()
-            t.join()
+            netlat_probe.traffic(TRAFFIC_SECONDS)
 
         up = api(base, '/api/v1/query', query=f'up{{instance="{instance}"}}')['result']
         if not up or up[0]['value'][1] != '1':
