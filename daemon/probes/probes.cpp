@@ -298,8 +298,13 @@ std::vector<int> Probes::netfilter_links(const StageChoice& choice) const {
         bpf_object__find_program_by_name(skel_->obj, c.programs.front().program.c_str());
     std::vector<int> fds;
     for (int pf : {kNfprotoIpv4, kNfprotoIpv6}) {
-        int fd = netfilter_link_create(bpf_program__fd(prog), pf, c.netfilter.hooknum,
-                                       c.netfilter.priority);
+        // A priority holds one BPF program per hook (EBUSY): another netlatd, or another tool,
+        // may have ours; step inwards until a free one.
+        const int step = c.netfilter.priority < 0 ? 1 : -1;
+        int fd = -EBUSY;
+        for (int i = 0; i < 64 && fd == -EBUSY; i++)
+            fd = netfilter_link_create(bpf_program__fd(prog), pf, c.netfilter.hooknum,
+                                       c.netfilter.priority + i * step);
         if (fd < 0) {
             for (int f : fds) close(f);
             throw ProbeError("netfilter link for " + c.programs.front().program + " (" +
