@@ -2,7 +2,8 @@
 """Helpers shared by the packaging and e2e tests (Python stdlib only).
 
   netlat_probe.py wait URL [TIMEOUT_S]         wait until URL answers 200 (exit 1 on timeout)
-  netlat_probe.py summary URL                  print a JSON summary of netlatd's /metrics
+  netlat_probe.py summary URL [WAIT_S]         print a JSON summary of netlatd's /metrics (waiting
+                                               up to WAIT_S for the stage info to appear)
   netlat_probe.py traffic SECONDS [HOST]       bounded TCP + UDP request/response traffic on loopback
   netlat_probe.py free-port                    print a free TCP port on 127.0.0.1
 """
@@ -161,7 +162,12 @@ def main(argv):
     if cmd == 'wait':
         return 0 if wait(argv[2], float(argv[3]) if len(argv) > 3 else 30.0) else 1
     if cmd == 'summary':
-        print(json.dumps(summary(argv[2]), indent=1, sort_keys=True))
+        deadline = time.monotonic() + (float(argv[3]) if len(argv) > 3 else 0)
+        s = summary(argv[2])
+        while not s['stages'] and time.monotonic() < deadline:
+            time.sleep(0.2)
+            s = summary(argv[2])
+        print(json.dumps(s, indent=1, sort_keys=True))
         return 0
     if cmd == 'traffic':
         n = traffic(float(argv[2]), argv[3] if len(argv) > 3 else '127.0.0.1')

@@ -59,7 +59,7 @@ host_port=$("$probe" free-port)
 "$netlatd" --listen "127.0.0.1:$host_port" > "$work/host.log" 2>&1 &
 host_pid=$!
 "$probe" wait "http://127.0.0.1:$host_port/metrics" 30 || { cat "$work/host.log"; fail "host netlatd"; }
-"$probe" summary "http://127.0.0.1:$host_port/metrics" > "$work/host.json"
+"$probe" summary "http://127.0.0.1:$host_port/metrics" 10 > "$work/host.json"
 kill "$host_pid"; wait "$host_pid" || true; host_pid=
 
 caps=$(sed 's/CAP_//g; s/ /,/g' "$repo/packaging/capabilities.txt")
