@@ -160,8 +160,8 @@ class Channel {
 
   void collect_stamps() { tracker_.drain(fd_); }
 
-  // Waits (until deadline, or --timeout if nothing is pending) for the TX stamps of every
-  // measured message sent so far.
+  // Waits for the TX stamps of every measured message sent so far, until they are all in, the
+  // deadline passes or the run is stopped.
   void collect_all_stamps(std::int64_t deadline_mono_ns) {
     for (;;) {
       tracker_.drain(fd_);
@@ -250,8 +250,12 @@ class Channel {
       msg.msg_namelen = sizeof from->storage;
     }
     ssize_t n = recvmsg(fd_, &msg, MSG_DONTWAIT);
+    const int saved_errno = errno;
     *recv_ns = realtime_ns();
-    if (n < 0) return n;
+    if (n < 0) {
+      errno = saved_errno;
+      return n;
+    }
     if (from != nullptr) from->len = msg.msg_namelen;
     if (proto_ == Proto::kUdp && (msg.msg_flags & MSG_TRUNC)) {
       throw std::runtime_error("UDP datagram larger than the receive buffer");
