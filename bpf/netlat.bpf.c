@@ -690,6 +690,7 @@ static __always_inline void rx_read_sample(__u8 proto, __u64 tag, __u32 netns, c
 {
     __u8 family = (tag >> 1) & 1;
     record(NETLAT_SEG_RX_QUEUED_TO_SOCKET, proto, family, netns, now, t2 ? t2 : t1);
+    record(NETLAT_SEG_RX_TRANSPORT_TO_SOCKET, proto, family, netns, now, t1);
     record(NETLAT_SEG_RX_TOTAL, proto, family, netns, now, t0);
     count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_SOCKET));
 }

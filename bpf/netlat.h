@@ -36,7 +36,10 @@
 /*
  * Segments: the time between two stages. Consecutive segments are named after their end stage's
  * predecessor and the end stage; when a stage has no hook, the segment ending at the next present
- * stage spans the gap (its "from" is the last present stage before it).
+ * stage spans the gap (its "from" is the last present stage before it). Composite segments follow:
+ * tx total, rx stack (kernel work and waits), rx transport_to_socket (L4 to the application's read:
+ * where the kernel's RX_SOFTWARE stamp sits for TCP, whose skbs carry a delivery time past the
+ * driver) and rx total.
  * X(enum name, direction, label, from stage, to stage)
  */
 #define NETLAT_SEGMENTS(X)                                                           \
@@ -51,6 +54,7 @@
     X(RX_TRANSPORT_TO_QUEUED, RX, transport_to_queued, RX_TRANSPORT, RX_QUEUED)      \
     X(RX_QUEUED_TO_SOCKET, RX, queued_to_socket, RX_QUEUED, RX_SOCKET)               \
     X(RX_STACK, RX, stack, RX_DRIVER, RX_QUEUED)                                     \
+    X(RX_TRANSPORT_TO_SOCKET, RX, transport_to_socket, RX_TRANSPORT, RX_SOCKET)      \
     X(RX_TOTAL, RX, total, RX_DRIVER, RX_SOCKET)
 
 /*
