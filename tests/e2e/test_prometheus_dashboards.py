@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """End-to-end: netlatd under loopback traffic, scraped every second by a real Prometheus server
 (Debian's `prometheus`), and every query of every shipped Grafana dashboard evaluated through the
-Prometheus HTTP API with the dashboard variables filled in. Each query must return data.
+Prometheus HTTP API with the dashboard variables filled in. Each query must return data, and not
+only NaN (a quantile of a segment without samples).
 
 Usage: test_prometheus_dashboards.py NETLATD [--netlat-load PATH] [--keep]
 Exit 0 when every query returned data; 1 otherwise (with the failing queries printed).
@@ -125,19 +126,20 @@ def main():
 
         print(f'netlatd at {instance}, prometheus at {base}; traffic for {TRAFFIC_SECONDS}s',
               flush=True)
+        # Plain TCP and UDP request/response sockets, plus (when given) netlat-load's TCP and
+        # UDP on loopback at the same time; all bounded in time.
+        loads = []
         if args.netlat_load:
-            # TCP and UDP request/response on loopback at the same time, bounded in rate and time.
-            loads = [subprocess.Popen(
+            loads = [(proto, subprocess.Popen(
                 [args.netlat_load, '--proto', proto, '--topology', 'loopback',
                  '--duration', str(TRAFFIC_SECONDS), '--rate', '2000'],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
                 for proto in ('tcp', 'udp')]
-            for proto, load in zip(('tcp', 'udp'), loads):
-                _, err = load.communicate(timeout=TRAFFIC_SECONDS + 60)
-                if load.returncode != 0:
-                    fail(f'netlat-load --proto {proto} failed ({load.returncode}): {err[-2000:]}')
-        else:
-            netlat_probe.traffic(TRAFFIC_SECONDS)
+        netlat_probe.traffic(TRAFFIC_SECONDS)
+        for proto, load in loads:
+            _, err = load.communicate(timeout=60)
+            if load.returncode != 0:
+                fail(f'netlat-load --proto {proto} failed ({load.returncode}): {err[-2000:]}')
 
         up = api(base, '/api/v1/query', query=f'up{{instance="{instance}"}}')['result']
         if not up or up[0]['value'][1] != '1':
@@ -171,14 +173,16 @@ def main():
             if not result:
                 failures.append(f'{dash}: {where}: {q} -> empty result')
 
-        print(f'\n{total} queries, {len(failures)} without data, '
+        # A query whose every value is NaN draws nothing: for a latency quantile it means the
+        # segment had no samples under traffic.
+        failures += [f'{n}: only NaN values (no samples in the last {RATE_INTERVAL})'
+                     for n in nan_only]
+        print(f'\n{total} queries, {len(failures) - len(nan_only)} without data, '
               f'{len(nan_only)} with only NaN values')
-        for n in nan_only:
-            print(f'  NaN only: {n}')
         if failures:
             print('\n'.join(failures))
             print((tmp / 'netlatd.log').read_text()[-3000:])
-            fail(f'{len(failures)} dashboard queries returned no data')
+            fail(f'{len(failures)} dashboard queries returned no data or only NaN')
         print(f'{total} passed, 0 failed')
     finally:
         cleanup()
