@@ -12,11 +12,11 @@
 namespace netlat_load {
 
 struct RunResult {
-  Options options;
-  DirectionLog client_to_server;
-  DirectionLog server_to_client;  // request/response mode only
-  double elapsed_s = 0;
-  bool interrupted = false;
+    Options options;
+    DirectionLog client_to_server;
+    DirectionLog server_to_client;  // request/response mode only
+    double elapsed_s = 0;
+    bool interrupted = false;
 };
 
 // Where the kernel takes the software RX stamp for this protocol on this kernel (see README).

@@ -8,8 +8,8 @@
 namespace netlat_load {
 
 struct Summary {
-  std::size_t count = 0;
-  double p50_us = 0, p90_us = 0, p99_us = 0, mean_us = 0, min_us = 0, max_us = 0;
+    std::size_t count = 0;
+    double p50_us = 0, p90_us = 0, p99_us = 0, mean_us = 0, min_us = 0, max_us = 0;
 };
 
 // Nearest-rank percentile (the smallest value with at least p% of values <= it) of sorted

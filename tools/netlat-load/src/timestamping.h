@@ -24,26 +24,26 @@ std::int64_t monotonic_ns();
 
 // One send() of a message, as its sender saw it. 0 = not seen.
 struct TxRecord {
-  std::int64_t send_ns = 0;    // CLOCK_REALTIME just before the send() that completed the message
-  std::int64_t sched_ns = 0;   // kernel: entry to the device layer (qdisc)
-  std::int64_t driver_ns = 0;  // kernel: handed to the driver
-  bool warmup = false;
+    std::int64_t send_ns = 0;    // CLOCK_REALTIME just before the send() that completed the message
+    std::int64_t sched_ns = 0;   // kernel: entry to the device layer (qdisc)
+    std::int64_t driver_ns = 0;  // kernel: handed to the driver
+    bool warmup = false;
 };
 
 // One received message, as its receiver saw it. 0 = not seen.
 struct RxRecord {
-  std::int64_t peer_send_ns = 0;  // sender's clock just before send(), from the message header
-  std::int64_t kernel_ns = 0;     // kernel: software receive stamp (see README for where)
-  std::int64_t recv_ns = 0;       // CLOCK_REALTIME just after the recv() that completed it
-  bool warmup = false;
+    std::int64_t peer_send_ns = 0;  // sender's clock just before send(), from the message header
+    std::int64_t kernel_ns = 0;     // kernel: software receive stamp (see README for where)
+    std::int64_t recv_ns = 0;       // CLOCK_REALTIME just after the recv() that completed it
+    bool warmup = false;
 };
 
 enum class TxStampKind { kSched, kDriver, kOther };
 
 struct TxStamp {
-  std::uint32_t id = 0;  // OPT_ID: UDP counts sends, TCP counts bytes (offset of the last byte)
-  TxStampKind kind = TxStampKind::kOther;
-  std::int64_t ns = 0;
+    std::uint32_t id = 0;  // OPT_ID: UDP counts sends, TCP counts bytes (offset of the last byte)
+    TxStampKind kind = TxStampKind::kOther;
+    std::int64_t ns = 0;
 };
 
 // Timestamping for a connected TCP socket or a UDP socket: TX stamps with OPT_ID plus RX stamps.
@@ -59,31 +59,31 @@ std::optional<std::int64_t> parse_rx_stamp(const msghdr& msg);
 
 // Ties the error-queue stamps of one socket back to the messages sent on it.
 class TxTracker {
- public:
-  // records is indexed by message seq; the tracker fills sched_ns and driver_ns.
-  TxTracker(Proto proto, std::vector<TxRecord>* records);
+  public:
+    // records is indexed by message seq; the tracker fills sched_ns and driver_ns.
+    TxTracker(Proto proto, std::vector<TxRecord>* records);
 
-  // A message (records->at(seq)) has gone out; bytes is its length.
-  void sent(std::uint64_t seq, std::size_t bytes);
-  // Something went out that is not measured (it still advances the kernel's counter).
-  void sent_unmeasured(std::size_t bytes);
-  void on_stamp(const TxStamp& stamp);
-  // Reads the error queue of fd until it is empty; returns the number of stamps read.
-  std::size_t drain(int fd);
-  // Messages still waiting for a stamp.
-  std::size_t pending() const { return pending_.size(); }
-  // Stamps whose id matched no pending message (duplicates, retransmissions, unmeasured sends).
-  std::uint64_t unmatched() const { return unmatched_; }
+    // A message (records->at(seq)) has gone out; bytes is its length.
+    void sent(std::uint64_t seq, std::size_t bytes);
+    // Something went out that is not measured (it still advances the kernel's counter).
+    void sent_unmeasured(std::size_t bytes);
+    void on_stamp(const TxStamp& stamp);
+    // Reads the error queue of fd until it is empty; returns the number of stamps read.
+    std::size_t drain(int fd);
+    // Messages still waiting for a stamp.
+    std::size_t pending() const { return pending_.size(); }
+    // Stamps whose id matched no pending message (duplicates, retransmissions, unmeasured sends).
+    std::uint64_t unmatched() const { return unmatched_; }
 
- private:
-  std::uint32_t next_key(std::size_t bytes);
+  private:
+    std::uint32_t next_key(std::size_t bytes);
 
-  Proto proto_;
-  std::vector<TxRecord>* records_;
-  std::uint64_t sends_ = 0;
-  std::uint64_t bytes_ = 0;
-  std::unordered_map<std::uint32_t, std::uint64_t> pending_;  // OPT_ID key -> seq
-  std::uint64_t unmatched_ = 0;
+    Proto proto_;
+    std::vector<TxRecord>* records_;
+    std::uint64_t sends_ = 0;
+    std::uint64_t bytes_ = 0;
+    std::unordered_map<std::uint32_t, std::uint64_t> pending_;  // OPT_ID key -> seq
+    std::uint64_t unmatched_ = 0;
 };
 
 }  // namespace netlat_load

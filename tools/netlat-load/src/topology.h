@@ -18,10 +18,10 @@ int run_ip(const std::vector<std::string>& args, std::string* output);
 void enter_netns(const std::string& name);
 
 struct VethEnd {
-  std::string netns;    // /run/netns/<netns>
-  std::string ifname;   // the veth inside it
-  std::string address;  // without prefix length
-  std::string mac;
+    std::string netns;    // /run/netns/<netns>
+    std::string ifname;   // the veth inside it
+    std::string address;  // without prefix length
+    std::string mac;
 };
 
 // Namespace names carry the creating pid: netlat-load-<pid>-a (client), netlat-load-<pid>-b
@@ -29,28 +29,28 @@ struct VethEnd {
 std::string namespace_name(pid_t pid, char side);
 
 class VethTopology {
- public:
-  // Creates everything for the given IP family. On failure removes what it made and throws.
-  explicit VethTopology(int family);
-  ~VethTopology();
-  VethTopology(const VethTopology&) = delete;
-  VethTopology& operator=(const VethTopology&) = delete;
+  public:
+    // Creates everything for the given IP family. On failure removes what it made and throws.
+    explicit VethTopology(int family);
+    ~VethTopology();
+    VethTopology(const VethTopology&) = delete;
+    VethTopology& operator=(const VethTopology&) = delete;
 
-  const VethEnd& client() const { return client_; }
-  const VethEnd& server() const { return server_; }
+    const VethEnd& client() const { return client_; }
+    const VethEnd& server() const { return server_; }
 
-  // Deletes the veth pair and both namespaces; safe to call twice; never throws.
-  // Returns false (after reporting on stderr) if something could not be removed.
-  bool remove() noexcept;
+    // Deletes the veth pair and both namespaces; safe to call twice; never throws.
+    // Returns false (after reporting on stderr) if something could not be removed.
+    bool remove() noexcept;
 
- private:
-  void create(int family);
-  void wait_until_up(const VethEnd& end);
+  private:
+    void create(int family);
+    void wait_until_up(const VethEnd& end);
 
-  VethEnd client_;
-  VethEnd server_;
-  std::vector<std::string> created_namespaces_;
-  bool link_created_ = false;
+    VethEnd client_;
+    VethEnd server_;
+    std::vector<std::string> created_namespaces_;
+    bool link_created_ = false;
 };
 
 // Deletes netlat-load namespaces whose creating process no longer exists (a run killed with
