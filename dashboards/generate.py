@@ -27,11 +27,11 @@ SEGMENTS = {
     'tx': ['socket_to_transport', 'transport_to_network', 'network_to_device', 'device_to_driver',
            'total'],
     'rx': ['driver_to_device', 'device_to_network', 'network_to_transport', 'transport_to_queued',
-           'queued_to_socket', 'stack', 'total'],
+           'queued_to_socket', 'stack', 'transport_to_socket', 'total'],
 }
 DIRECTION_TITLE = {'tx': 'Transmit (tx): socket -> driver', 'rx': 'Receive (rx): driver -> socket'}
 # Subtotals that are not a layer of their own.
-NOT_A_LAYER = {'total', 'stack'}
+NOT_A_LAYER = {'total', 'stack', 'transport_to_socket'}
 QUANTILES = [('p50', 0.5), ('p90', 0.9), ('p99', 0.99)]
 
 
