@@ -12,9 +12,13 @@ packaging/capabilities.txt and with nothing less:
   non-root    uid 65534 with the set as ambient capabilities: reported, not required (tracefs is
               mode 0700 root on these kernels)
 
-Kernel BPF run-time statistics (netlatd_bpf_program_*) are the exception: netlatd turns them on
-with BPF_ENABLE_STATS, which needs CAP_SYS_ADMIN. Without it they stay 0 unless the host has
-kernel.bpf_stats_enabled=1; the test shows both (the sysctl is restored afterwards).
+Two features need CAP_SYS_ADMIN on top of the set, and the test shows both ways:
+  - netfilter stages in other network namespaces (setns): with the set alone netlatd hooks its own
+    namespace only (checked on a namespace the test creates and deletes); with +CAP_SYS_ADMIN it
+    hooks that one too;
+  - kernel BPF run-time statistics (netlatd_bpf_program_*): netlatd turns them on with
+    BPF_ENABLE_STATS (CAP_SYS_ADMIN); without it they stay 0 unless the host has
+    kernel.bpf_stats_enabled=1 (set and restored by the test).
 
 Usage: test_capabilities.py NETLATD
 """
@@ -77,7 +81,8 @@ def run(netlatd, label, wrapper, logdir):
                 proc.wait()
             result['stop_seconds'] = round(time.monotonic() - t0, 2)
         result['exit'] = proc.returncode
-        result['log_tail'] = log.read_text()[-1500:]
+        result['log'] = log.read_text()
+        result['log_tail'] = result['log'][-1500:]
     return result
 
 
@@ -109,9 +114,9 @@ def main():
     if os.geteuid() != 0:
         print('FAIL: must run as root')
         return 1
-    for tool in ('setpriv', 'prlimit'):
+    for tool in ('setpriv', 'prlimit', 'ip'):
         if not any((pathlib.Path(d) / tool).exists() for d in os.environ['PATH'].split(':')):
-            print(f'FAIL: {tool} not found (apt-get install util-linux)')
+            print(f'FAIL: {tool} not found (apt-get install util-linux iproute2)')
             return 1
     caps = (REPO / 'packaging' / 'capabilities.txt').read_text().split()
     logdir = pathlib.Path(tempfile.mkdtemp(prefix='netlatd-caps.'))
@@ -120,6 +125,18 @@ def main():
         return (['prlimit', '--memlock=0:0', '--', 'setpriv', '--bounding-set', caps_arg(cs),
                  '--inh-caps', '-all', '--ambient-caps', '-all', '--no-new-privs'] + list(extra) + ['--'])
 
+    netns = f'netlatd-caps-{os.getpid()}'
+    subprocess.run(['ip', 'netns', 'add', netns], check=True)
+    try:
+        return experiment(netlatd, caps, logdir, reduced, netns)
+    finally:
+        subprocess.run(['ip', 'netns', 'delete', netns], check=False)
+
+
+def experiment(netlatd, caps, logdir, reduced, netns):
+    netns_id = os.stat(f'/run/netns/{netns}').st_ino
+    hooked = f'network namespace {netns_id}: netfilter stages hooked'
+    refused = f'network namespace {netns_id}: no netfilter stages there'
     reference = run(netlatd, 'reference', [], logdir)
     if (not reference['served'] or not reference['summary']['stages_active']
             or reference['summary']['bpf_program_runs'] <= 0):
@@ -128,6 +145,9 @@ def main():
     print(f'reference (full root): {len(reference["summary"]["stages_active"])} stages attached: '
           f'{", ".join(reference["summary"]["stages_active"])}')
     print(f'  bpf program runs: {reference["summary"]["bpf_program_runs"]:.0f}')
+    if hooked not in reference['log']:
+        print(f'FAIL: as root, netlatd did not hook the test namespace {netns} ({netns_id})')
+        return 1
 
     failures = []
     minimal = run(netlatd, 'minimal', reduced(caps), logdir)
@@ -138,6 +158,19 @@ def main():
         failures.append(f'netlatd does not work with {caps}: {why}\n{minimal["log_tail"]}')
     print(f'  bpf program runs without CAP_SYS_ADMIN: {minimal["summary"]["bpf_program_runs"]:.0f}'
           if minimal['summary'] else '')
+    print(f'  other network namespace {netns}: '
+          f'{"not hooked (setns needs CAP_SYS_ADMIN)" if refused in minimal["log"] else "?"}')
+    if refused not in minimal['log'] or hooked in minimal['log']:
+        failures.append(f'expected netlatd to report "{refused}" with {caps}')
+
+    with_admin = run(netlatd, 'plus CAP_SYS_ADMIN', reduced(caps + ['CAP_SYS_ADMIN']), logdir)
+    why = works(with_admin, reference, need_stats=True)
+    if hooked not in with_admin['log']:
+        why.append(f'namespace {netns} not hooked')
+    print(f'{"+".join(caps)}+CAP_SYS_ADMIN: '
+          f'{"WORKS, hooks other namespaces, BPF run statistics on" if not why else "FAILS: " + "; ".join(why)}')
+    if why:
+        failures.append(f'+CAP_SYS_ADMIN: {why}')
 
     stats_sysctl = pathlib.Path('/proc/sys/kernel/bpf_stats_enabled')
     saved = stats_sysctl.read_text().strip()
@@ -176,8 +209,8 @@ def main():
         print(f'FAIL (logs in {logdir})')
         return 1
     subprocess.run(['rm', '-rf', str(logdir)], check=False)
-    print(f'capability set {" ".join(caps)}: 2 + {len(caps)} checks passed')
-    print(f'{2 + len(caps)} passed, 0 failed')
+    print(f'capability set {" ".join(caps)}: 3 + {len(caps)} checks passed')
+    print(f'{3 + len(caps)} passed, 0 failed')
     return 0
 
 
