@@ -5,7 +5,9 @@
 # sandbox (capability bounding set, ProtectSystem=strict, SystemCallFilter, ...) is then applied
 # by systemd for real. Checks: the service becomes active, /metrics has the same hooks as netlatd
 # run directly as root, latency samples under traffic, the process holds exactly the capabilities
-# of packaging/capabilities.txt, and `systemctl stop` ends it cleanly (exit 0).
+# of packaging/capabilities.txt, and `systemctl stop` ends it cleanly (exit 0). Then the optional
+# drop-in all-network-namespaces.conf: with it netlatd also hooks a network namespace the test
+# created and exports kernel BPF run statistics.
 # Usage: test_systemd_service.sh BUILD_DIR NETLATD_BINARY
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,16 +18,18 @@ probe=$here/netlat_probe.py
 fail() { echo "FAIL: $*"; exit 1; }
 
 [[ $(id -u) -eq 0 ]] || fail "must run as root"
-for tool in podman runc cmake; do
+for tool in podman runc cmake ip; do
   command -v $tool >/dev/null || fail "$tool not found (apt-get install podman runc)"
 done
 [[ -x /lib/systemd/systemd ]] || fail "/lib/systemd/systemd missing (apt-get install systemd)"
 
 work=$(mktemp -d /tmp/netlatd-sd.XXXXXX)
 name=netlatd-systemd-$$
+netns=netlatd-sd-$$
 host_pid=
 cleanup() {
   podman rm -f -t 5 "$name" >/dev/null 2>&1 || true
+  ip netns delete "$netns" 2>/dev/null || true
   [[ -n $host_pid ]] && kill "$host_pid" 2>/dev/null && wait "$host_pid" 2>/dev/null || true
   rm -rf "$work"
 }
@@ -66,8 +70,12 @@ mkdir -p "$root/etc/systemd/system/netlatd.service.d"
 printf '[Service]\nExecStart=\nExecStart=/opt/netlatd/sbin/netlatd --config /etc/netlatd/netlatd.yaml --listen 127.0.0.1:%s\n' \
   "$port" > "$root/etc/systemd/system/netlatd.service.d/test-listen.conf"
 
+# A network namespace of the host's, visible to the machine through /run/netns.
+ip netns add "$netns"
+netns_id=$(stat -L -c %i "/run/netns/$netns")
 podman run -d --name "$name" --privileged --network host --systemd=always \
-  -v /usr:/usr:ro --rootfs "$root" /lib/systemd/systemd --unit=basic.target > /dev/null \
+  -v /usr:/usr:ro -v /run/netns:/run/netns:ro,rslave \
+  --rootfs "$root" /lib/systemd/systemd --unit=basic.target > /dev/null \
   || fail "could not boot systemd in a container"
 for _ in $(seq 1 60); do
   state=$(podman exec "$name" systemctl is-system-running 2>/dev/null || true)
@@ -124,4 +132,22 @@ for p in problems:
     print('PROBLEM', p)
 sys.exit(1 if problems else 0)
 PY
+
+# Phase 2: the optional drop-in (CAP_SYS_ADMIN).
+podman exec "$name" sh -c "cp /opt/netlatd/share/doc/netlatd/examples/all-network-namespaces.conf \
+  /etc/systemd/system/netlatd.service.d/ && systemctl daemon-reload && systemctl start netlatd.service"
+"$probe" wait "http://127.0.0.1:$port/metrics" 30 || fail "netlatd.service with the drop-in did not start"
+"$probe" traffic 2
+sleep 2
+"$probe" summary "http://127.0.0.1:$port/metrics" > "$work/service2.json"
+pid=$(podman exec "$name" systemctl show -P MainPID netlatd.service)
+cap_eff=$(podman exec "$name" grep '^CapEff:' "/proc/$pid/status" | awk '{print $2}')
+podman exec "$name" systemctl stop netlatd.service
+podman exec "$name" journalctl -u netlatd --no-pager -o cat > "$work/journal2" 2>&1 || true
+grep -q "network namespace $netns_id: netfilter stages hooked" "$work/journal2" \
+  || { grep -i namespace "$work/journal2" | tail -5; fail "with the drop-in, namespace $netns ($netns_id) was not hooked"; }
+runs=$(/usr/bin/python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["bpf_program_runs"]))' "$work/service2.json")
+[[ $runs -gt 0 ]] || fail "with the drop-in, no BPF run statistics"
+[[ $(( 0x$cap_eff & (1 << 21) )) -ne 0 ]] || fail "with the drop-in, CapEff $cap_eff lacks CAP_SYS_ADMIN"
+echo "with all-network-namespaces.conf: CapEff $cap_eff, namespace $netns hooked, BPF program runs $runs"
 echo PASS
