@@ -93,6 +93,8 @@ struct skb_entry {
     __u8 family;
     __u8 prev_stage;
     __u8 n_calls;
+    __u8 untimed; /* a TCP retransmission: followed so later stages do not join it again, not timed */
+    __u8 pad[7];
 };
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -374,13 +376,13 @@ static __always_inline int ring_claim(struct ring_slot *s, __u64 t)
 
 /* ================= tx ================= */
 
-/* socket stage: a thread enters a send call on sk. */
-static __always_inline void tx_socket(const struct sock *sk)
+/* socket stage: a thread enters a send call on sk (now: taken first thing in the hook). */
+static __always_inline void tx_socket(const struct sock *sk, __u64 now)
 {
     __u8 proto, family;
     if (!sk || sock_kind(sk, &proto, &family) || !sock_wanted(sk) || !sampled()) return;
     __u64 id = bpf_get_current_pid_tgid();
-    struct tx_thread_val v = {.ts_socket = bpf_ktime_get_ns(), .sk = (__u64)sk};
+    struct tx_thread_val v = {.ts_socket = now, .sk = (__u64)sk};
     bpf_map_update_elem(&tx_thread, &id, &v, BPF_ANY);
     count(NETLAT_CTR_MAP_INSERT(NETLAT_MAP_TX_THREAD));
     count(NETLAT_CTR_STAGE(NETLAT_STAGE_TX_SOCKET));
@@ -439,12 +441,12 @@ static __always_inline void tx_transport_udp(const struct sock *sk)
     count(NETLAT_CTR_STAGE(NETLAT_STAGE_TX_TRANSPORT));
 }
 
-/* Emits the per-call segments of a call that reaches the network stage. */
-static __always_inline void tx_call_reached_network(struct skb_entry *e, __u64 t_socket,
-                                                    __u64 t_transport, __u64 now)
+/* Emits the per-call segments of a call joined to its skb at `stage` (network, or device). */
+static __always_inline void tx_call_joined(struct skb_entry *e, __u64 t_socket, __u64 t_transport,
+                                           int stage, __u64 now)
 {
     record(NETLAT_SEG_TX_SOCKET_TO_TRANSPORT, e->proto, e->family, e->netns, t_transport, t_socket);
-    record(NETLAT_SEG_TX_TRANSPORT_TO_NETWORK, e->proto, e->family, e->netns, now,
+    record(segment_into(stage), e->proto, e->family, e->netns, now,
            t_transport ? t_transport : t_socket);
     if (e->n_calls < TX_CALLS_PER_SKB) {
         __u8 n = e->n_calls & (TX_CALLS_PER_SKB - 1);
@@ -464,8 +466,10 @@ static __always_inline const struct net_device *skb_out_dev(const struct sk_buff
     return dev ? dev : BPF_CORE_READ(skb, dev);
 }
 
-/* network stage: an skb leaves IP (ip_output / POST_ROUTING). */
-static __always_inline void tx_network(const struct sk_buff *skb)
+/* The join of calls to the skb that carries them, at the network stage, or at the device stage
+ * when the network stage did not run for this skb (no netfilter hook in its namespace yet, or none
+ * on this kernel): then the segment ending at the device stage spans the gap. */
+static __always_inline void tx_join(const struct sk_buff *skb, int stage, __u64 now)
 {
     const struct sock *sk = BPF_CORE_READ(skb, sk);
     if (!sk) return; /* forwarded, not ours */
@@ -476,14 +480,17 @@ static __always_inline void tx_network(const struct sk_buff *skb)
     if (!flow_wanted(p.src_port, p.dst_port, netns) || !dev_wanted(dev)) return;
     if (p.proto == NETLAT_PROTO_TCP && !p.payload) return; /* pure ACK, SYN, FIN: no data to time */
 
-    __u64 now = bpf_ktime_get_ns();
     struct skb_entry e = {.ts_prev = now, .netns = netns, .proto = p.proto, .family = p.family,
-                          .prev_stage = NETLAT_STAGE_TX_NETWORK};
+                          .prev_stage = stage};
 
     if (p.proto == NETLAT_PROTO_TCP) {
         const struct tcp_sock *tp = (const struct tcp_sock *)sk;
         if ((__s32)(p.seq - BPF_CORE_READ(tp, snd_nxt)) < 0) {
-            count_unmatched(NETLAT_SEG_TX_TRANSPORT_TO_NETWORK, NETLAT_UNMATCHED_RETRANSMIT);
+            count_unmatched(segment_into(stage), NETLAT_UNMATCHED_RETRANSMIT);
+            e.untimed = 1;
+            __u64 key = (__u64)skb;
+            bpf_map_update_elem(&tx_skb, &key, &e, BPF_ANY);
+            count(NETLAT_CTR_MAP_INSERT(NETLAT_MAP_TX_SKB));
             return;
         }
         struct ring *r = ring_get(&tx_ring, NETLAT_MAP_TX_RING, (__u64)sk, 0);
@@ -497,12 +504,12 @@ static __always_inline void tx_network(const struct sk_buff *skb)
                 if (seq_before_eq(call_end, p.seq) || !seq_before_eq(call_end, end)) continue;
                 __u64 t0 = s->t0, t1 = s->t1;
                 if (!ring_claim(s, tag)) continue;
-                tx_call_reached_network(&e, t0, t1, now);
+                tx_call_joined(&e, t0, t1, stage, now);
             }
         }
         if (!e.n_calls) {
             /* Data whose call was not seen, or the middle of a call that spans segments. */
-            count_unmatched(NETLAT_SEG_TX_TRANSPORT_TO_NETWORK, NETLAT_UNMATCHED_NO_START);
+            count_unmatched(segment_into(stage), NETLAT_UNMATCHED_NO_START);
         }
     } else {
         struct tx_thread_val *t = 0;
@@ -511,11 +518,11 @@ static __always_inline void tx_network(const struct sk_buff *skb)
             t = bpf_map_lookup_elem(&tx_thread, &id);
         }
         if (t && t->sk == (__u64)sk)
-            tx_call_reached_network(&e, t->ts_socket, t->ts_transport, now);
+            tx_call_joined(&e, t->ts_socket, t->ts_transport, stage, now);
         else
-            count_unmatched(NETLAT_SEG_TX_TRANSPORT_TO_NETWORK, NETLAT_UNMATCHED_NO_START);
+            count_unmatched(segment_into(stage), NETLAT_UNMATCHED_NO_START);
     }
-    count(NETLAT_CTR_STAGE(NETLAT_STAGE_TX_NETWORK));
+    count(NETLAT_CTR_STAGE(stage));
     __u64 key = (__u64)skb;
     bpf_map_update_elem(&tx_skb, &key, &e, BPF_ANY);
     count(NETLAT_CTR_MAP_INSERT(NETLAT_MAP_TX_SKB));
@@ -538,7 +545,7 @@ static __always_inline struct skb_entry *skb_lookup(void *map, int map_id, __u64
 
 static __always_inline void skb_stage(struct skb_entry *e, int stage, __u64 now)
 {
-    record(segment_into(stage), e->proto, e->family, e->netns, now, e->ts_prev);
+    if (!e->untimed) record(segment_into(stage), e->proto, e->family, e->netns, now, e->ts_prev);
     e->ts_prev = now;
     e->prev_stage = stage;
     count(NETLAT_CTR_STAGE(stage));
@@ -549,7 +556,15 @@ static __always_inline void tx_device(const struct sk_buff *skb)
 {
     __u64 now = bpf_ktime_get_ns();
     struct skb_entry *e = skb_lookup(&tx_skb, NETLAT_MAP_TX_SKB, (__u64)skb, NETLAT_STAGE_TX_DEVICE, now);
-    if (e) skb_stage(e, NETLAT_STAGE_TX_DEVICE, now);
+    if (e)
+        skb_stage(e, NETLAT_STAGE_TX_DEVICE, now);
+    else
+        tx_join(skb, NETLAT_STAGE_TX_DEVICE, now);
+}
+
+static __always_inline void tx_network(const struct sk_buff *skb)
+{
+    tx_join(skb, NETLAT_STAGE_TX_NETWORK, bpf_ktime_get_ns());
 }
 
 /* driver stage: the skb is handed to the driver. The end of tx. */
@@ -758,8 +773,9 @@ static __always_inline void skb_freed(const struct sk_buff *skb, int dropped)
     SEC("tp/syscalls/sys_enter_" #name)                                      \
     int tp_sys_enter_##name(struct trace_event_raw_sys_enter *ctx)          \
     {                                                                        \
+        __u64 now = bpf_ktime_get_ns();                                      \
         struct sock *sk = fd_to_sock(ctx->args[0]);                          \
-        if (sk) tx_socket(sk);                                               \
+        if (sk) tx_socket(sk, now);                                          \
         return 0;                                                            \
     }
 SYS_ENTER_SEND(sendto)
@@ -897,7 +913,11 @@ int BPF_PROG(tp_consume_skb, struct sk_buff *skb)
         return 0;                                                                \
     }
 
-static __always_inline void tx_socket_of(const struct socket *sock) { tx_socket(BPF_CORE_READ(sock, sk)); }
+static __always_inline void tx_socket_of(const struct socket *sock)
+{
+    __u64 now = bpf_ktime_get_ns();
+    tx_socket(BPF_CORE_READ(sock, sk), now);
+}
 
 SEC("kprobe/sock_sendmsg")
 int BPF_KPROBE(kp_sock_sendmsg, struct socket *sock)
