@@ -39,6 +39,7 @@ declare -A cases=(
   [defaults]=""
   [all]="${all_on[*]}"
   [hybrid-cgroup]="--set hostPaths.cgroup=/sys/fs/cgroup/unified --set grafanaDashboards.enabled=false"
+  [all-netns]="--set allNetworkNamespaces.enabled=true"
 )
 for name in "${!cases[@]}"; do
   # shellcheck disable=SC2086 # word splitting of the --set list is intended
@@ -70,10 +71,11 @@ echo "validators reject: unknown field, wrong type, bad CRD field"
 echo "helm rejects misspelled values"
 
 # What the DaemonSet must carry, checked on the rendered objects.
-/usr/bin/python3 - "$out/all.yaml" "$repo" <<'PY'
+/usr/bin/python3 - "$out/all.yaml" "$repo" "$out/all-netns.yaml" <<'PY'
 import json, pathlib, sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 repo = pathlib.Path(sys.argv[2])
+netns_docs = [d for d in yaml.safe_load_all(open(sys.argv[3])) if d]
 by_kind = {}
 for d in docs:
     by_kind.setdefault(d['kind'], []).append(d)
@@ -118,6 +120,18 @@ cfg = yaml.safe_load([cm for cm in by_kind['ConfigMap']
                       if not cm['metadata']['name'].endswith('-dashboards')][0]['data']['netlatd.yaml'])
 if not isinstance(cfg, dict):
     problems.append('config ConfigMap netlatd.yaml is not a map')
+if pod.get('hostPID') is not False:
+    problems.append('hostPID must be false by default')
+# allNetworkNamespaces: CAP_SYS_ADMIN on top of the set, hostPID, /run/netns with propagation.
+nds = [d for d in netns_docs if d['kind'] == 'DaemonSet'][0]['spec']['template']['spec']
+nc = nds['containers'][0]
+if sorted(nc['securityContext']['capabilities']['add']) != sorted(want_caps + ['SYS_ADMIN']):
+    problems.append(f'allNetworkNamespaces: capabilities {nc["securityContext"]["capabilities"]["add"]}')
+if nds.get('hostPID') is not True:
+    problems.append('allNetworkNamespaces: hostPID must be true')
+netns_mounts = [m for m in nc['volumeMounts'] if m['mountPath'] == '/run/netns']
+if not netns_mounts or netns_mounts[0].get('mountPropagation') != 'HostToContainer':
+    problems.append('allNetworkNamespaces: /run/netns mount with HostToContainer propagation missing')
 for kind in ('Service', 'ServiceMonitor', 'PrometheusRule', 'ServiceAccount'):
     if kind not in by_kind:
         problems.append(f'no {kind} rendered')
