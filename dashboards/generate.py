@@ -188,7 +188,8 @@ def overview_dashboard():
         'BPF CPU time (cores) by program',
         [target(f'sum by (program) (rate({runtime}{{{SEL}}}[{RATE}]))', '{{program}}')],
         unit='none', stack=True, w=8,
-        description='CPU seconds per second spent in netlatd\'s BPF programs (kernel BPF stats).'))
+        description='CPU seconds per second spent in netlatd\'s BPF programs (kernel BPF stats: '
+                    'netlatd needs CAP_SYS_ADMIN to turn them on, or kernel.bpf_stats_enabled=1).'))
     panels.append(timeseries(
         'BPF time per run by program',
         [target(f'sum by (program) (rate({runtime}{{{SEL}}}[{RATE}])) / '
