@@ -101,6 +101,14 @@ class ParseTest(unittest.TestCase):
         h = vmreport.histograms(vmreport.parse_prom(text))
         self.assertEqual(h[("tx", "total", "tcp")].count, 7)
 
+    def test_load_medians_netlat_load_layout(self):
+        doc = {"tool": "netlat-load", "tx_sched": {"count": 400, "p50_us": 2.6},
+               "tx_driver": {"count": 400, "p50_us": 3.2}, "rx": {"count": 400, "p50_us": 15.0},
+               "client_to_server": {"tx_driver": {"count": 200, "p50_us": 6.7}}}
+        m = vmreport.load_medians(doc)
+        self.assertEqual(m["tx"][:2], (3.2, 400))
+        self.assertEqual(m["rx"][:2], (15.0, 400))
+
     def test_load_medians_search(self):
         doc = {"tx": {"send_to_driver": {"count": 5, "p50_us": 12.5}},
                "rx": {"driver_to_recv": {"count": 5, "p50_us": 30.0}}}

@@ -136,11 +136,12 @@ def counter(samples, name):
 
 
 # ---------------------------------------------------------------------------------------------
-# netlat-load JSON. Adapt LOAD_TX_PATH / LOAD_RX_PATH to netlat-load's --json layout once it is
-# fixed; until then load_medians() searches the document for summaries with a p50_us field.
+# netlat-load --json: top-level "tx_driver" (send() -> driver, both directions of a
+# request/response run) and "rx" (driver stamp -> recv() return) summaries. If they are missing,
+# load_medians() falls back to searching the document for summaries with a p50_us field.
 
-LOAD_TX_PATH = None  # e.g. ("client", "tx", "send_to_driver", "p50_us")
-LOAD_RX_PATH = None  # e.g. ("server", "rx", "driver_to_recv", "p50_us")
+LOAD_TX_PATH = ("tx_driver", "p50_us")
+LOAD_RX_PATH = ("rx", "p50_us")
 
 
 def _get(doc, path):
@@ -171,7 +172,7 @@ def load_medians(doc):
             if v is not None:
                 parent = _get(doc, fixed[:-1]) or {}
                 out[direction] = (float(v), parent.get("count"), "/".join(fixed))
-            continue
+                continue
         cands = []
         for path, s in _summaries(doc):
             words = [p.lower() for p in path]
