@@ -2,13 +2,15 @@
 """End-to-end: netlatd under loopback traffic, scraped every second by a real Prometheus server
 (Debian's `prometheus`), and every query of every shipped Grafana dashboard evaluated through the
 Prometheus HTTP API with the dashboard variables filled in. Each query must return data, and not
-only NaN (a quantile of a segment without samples).
+only NaN (a quantile of a segment without samples). The shipped recording rules
+(deploy/prometheus/netlatd-rules.yml) are loaded too, and each must produce data.
 
 Usage: test_prometheus_dashboards.py NETLATD [--netlat-load PATH] [--keep]
 Exit 0 when every query returned data; 1 otherwise (with the failing queries printed).
 """
 import argparse
 import json
+import re
 import os
 import pathlib
 import shutil
@@ -62,6 +64,12 @@ def dashboard_queries():
                 yield path.name, f'{panel["title"]} [{t["refId"]}]', t['expr'], 'query'
 
 
+def recording_rules():
+
+    text = (REPO / 'deploy' / 'prometheus' / 'netlatd-rules.yml').read_text()
+    return re.findall(r'^\s*- record: (\S+)$', text, re.M)
+
+
 def has_number(result):
     for series in result:
         value = series.get('value', [None, 'NaN'])[1]
@@ -110,8 +118,12 @@ def main():
             fail(f'netlatd did not serve /metrics:\n{(tmp / "netlatd.log").read_text()}')
 
         prom_port = netlat_probe.free_port()
+        # The shipped recording rules too, evaluated every second instead of every 30 s.
+        rules = (REPO / 'deploy' / 'prometheus' / 'netlatd-rules.yml').read_text()
+        (tmp / 'netlatd-rules.yml').write_text(rules.replace('interval: 30s', 'interval: 1s'))
         (tmp / 'prometheus.yml').write_text(
             'global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n'
+            f'rule_files:\n  - {tmp / "netlatd-rules.yml"}\n'
             'scrape_configs:\n  - job_name: netlatd\n    static_configs:\n'
             f'      - targets: ["{instance}"]\n')
         prom_log = open(tmp / 'prometheus.log', 'w')
@@ -177,6 +189,15 @@ def main():
         # segment had no samples under traffic.
         failures += [f'{n}: only NaN values (no samples in the last {RATE_INTERVAL})'
                      for n in nan_only]
+        for record in recording_rules():
+            total += 1
+            # Rules aggregated per instance are checked for this one; fleet-wide rules as they are.
+            selector = f'{{instance="{instance}"}}' if record.startswith('instance') else ''
+            result = api(base, '/api/v1/query', query=f'{record}{selector}')['result']
+            ok = bool(result) and has_number(result)
+            print(f'{"ok " if ok else "BAD"} recording rule {record}: {len(result)} series')
+            if not ok:
+                failures.append(f'recording rule {record}: no data or only NaN')
         print(f'\n{total} queries, {len(failures) - len(nan_only)} without data, '
               f'{len(nan_only)} with only NaN values')
         if failures:
