@@ -5,13 +5,15 @@
 #     fields, wrong types, missing required fields (core kinds);
 #   - validate_k8s_models.mjs: kubernetes-models JSON schemas (core kinds + Prometheus Operator
 #     CRDs), types/enums/formats/required.
-# A deliberately broken copy of the manifests must be rejected by both validators.
-# Usage: test_helm_chart.sh TOOLS_CACHE_DIR
+# A deliberately broken copy of the manifests must be rejected by both validators, and the
+# rendered netlatd config must pass `netlatd --check-config`.
+# Usage: test_helm_chart.sh TOOLS_CACHE_DIR NETLATD_BINARY
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 chart=$repo/deploy/helm/netlatd
-tools=${1:?usage: test_helm_chart.sh TOOLS_CACHE_DIR}
+tools=${1:?usage: test_helm_chart.sh TOOLS_CACHE_DIR NETLATD_BINARY}
+netlatd=${2:?usage: test_helm_chart.sh TOOLS_CACHE_DIR NETLATD_BINARY}
 
 fail() { echo "FAIL: $*"; exit 1; }
 command -v node >/dev/null || fail "node not found (apt-get install nodejs npm)"
@@ -69,6 +71,23 @@ echo "validators reject: unknown field, wrong type, bad CRD field"
 "$helm" template netlatd "$chart" --set serviceMonitr.enabled=true > /dev/null 2>&1 \
   && fail "helm accepted a misspelled value (values.schema.json)"
 echo "helm rejects misspelled values"
+
+# The config the chart renders (values `config:` plus the defaults) is one netlatd accepts, also
+# with user settings passed through values.
+"$helm" template netlatd "$chart" --set config.interval=2s --set config.sampling=4 \
+  --set-json 'config.filters={"local_ports":[443,8443]}' > "$out/config-values.yaml" \
+  || fail "helm template with config values"
+for manifests in "$out/defaults.yaml" "$out/config-values.yaml"; do
+  /usr/bin/python3 - "$manifests" "$out/netlatd.yaml" <<'PY'
+import sys, yaml
+cm = [d for d in yaml.safe_load_all(open(sys.argv[1]))
+      if d and d['kind'] == 'ConfigMap' and 'netlatd.yaml' in d.get('data', {})][0]
+open(sys.argv[2], 'w').write(cm['data']['netlatd.yaml'])
+PY
+  "$netlatd" --check-config --config "$out/netlatd.yaml" > /dev/null \
+    || { cat "$out/netlatd.yaml"; fail "netlatd rejects the config rendered from $(basename "$manifests")"; }
+done
+echo "netlatd --check-config accepts the rendered config (defaults and with values)"
 
 # What the DaemonSet must carry, checked on the rendered objects.
 /usr/bin/python3 - "$out/all.yaml" "$repo" "$out/all-netns.yaml" <<'PY'
