@@ -52,6 +52,18 @@ cat $meta/meta.txt
 [ -n "$NETLATD_CONFIG" ] && cp "$NETLATD_CONFIG" $meta/netlatd-test.yaml
 vm_emit meta $meta
 
+# Diagnostics: load every program of netlatd's BPF object alone and keep the verifier's verdict,
+# so the report says which hooks this kernel accepts even when netlatd cannot start.
+if [ -f /guest/netlat.bpf.o ] && [ -x /bin/bpf-verify ]; then
+  v=/results/verify
+  mkdir -p $v
+  t0=$(now)
+  timeout 300 bpf-verify /guest/netlat.bpf.o >$v/verify.txt 2>&1
+  echo "rc=$? seconds=$(elapsed $t0)" >>$v/verify.txt
+  log "bpf-verify: $(grep '^bpf-verify:' $v/verify.txt) in $(elapsed $t0)s"
+  vm_emit verify $v
+fi
+
 for mode in $MODES; do
   d=/results/$mode
   mkdir -p $d

@@ -191,6 +191,16 @@ def full(args):
     files.append((pfile, "/guest/params.sh"))
 
     bins = [args.netlatd, args.netlat_load]
+    if args.bpf_object and os.path.exists(args.bpf_object):
+        # Diagnostics: per-program verifier verdicts in the report (tests/vm/selftest/bpf-verify).
+        bdir = os.path.join(out, "selftest-bin")
+        if subprocess.run([os.path.join(HERE, "selftest", "build.sh"), bdir]).returncode == 0:
+            bins.append(os.path.join(bdir, "bpf-verify"))
+            files.append((args.bpf_object, "/guest/netlat.bpf.o"))
+        else:
+            log("WARNING: could not build bpf-verify; the report will lack per-program verdicts")
+    elif args.bpf_object:
+        log(f"WARNING: {args.bpf_object} not found; the report will lack per-program verdicts")
     bpftool = shutil.which("bpftool") or "/usr/sbin/bpftool"
     if os.path.exists(bpftool):
         bins.append(bpftool)  # lists the guest's BPF links per mode (diagnostics only)
@@ -219,6 +229,8 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--netlatd")
     ap.add_argument("--netlat-load")
+    ap.add_argument("--bpf-object", help="netlatd's BPF object (netlat.bpf.o): each program is "
+                    "also loaded alone in the guest and the verdicts go into the report")
     ap.add_argument("--selftest", action="store_true")
     ap.add_argument("--out", default="build/vm")
     ap.add_argument("--cache", default="build/vm-cache")

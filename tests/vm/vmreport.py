@@ -353,11 +353,32 @@ def check(results, modes):
     return failures
 
 
+def parse_verify(path):
+    """bpf-verify output -> list of (program, section, status, reason)."""
+    out = []
+    text = read_text(path)
+    if not text:
+        return out
+    cur = None
+    for line in text.splitlines():
+        m = re.match(r"^(ok|FAIL|SKIP)\s+(\S+) \(([^)]*)\)(?::\s*(.*))?", line)
+        if m:
+            status, name, sec, err = m.groups()
+            cur = [name, sec, status, err or ""]
+            out.append(cur)
+            continue
+        # The verifier's complaint: the last line of the log before "processed N insns".
+        if cur and cur[2] == "FAIL" and line and not line.startswith(("processed ", "---",
+                                                                       "libbpf:")):
+            cur.append(line.strip())
+    return [(n, s, st, (rest[-1] if rest else err)) for n, s, st, err, *rest in out]
+
+
 def fmt_us(v):
     return "-" if v is None else f"{v:.1f}"
 
 
-def report_md(meta, results, modes, failures, vm):
+def report_md(meta, results, modes, failures, vm, verify=()):
     L = []
     kernel = meta.get("kernel", "?")
     L.append(f"# VM test report: kernel {kernel}\n")
@@ -423,6 +444,21 @@ def report_md(meta, results, modes, failures, vm):
                          f"{'-' if cnt is None else f'{cnt:.0f}'} | "
                          f"{'-' if ok is None else 'yes' if ok else '**no**'} |")
     L.append("")
+    if verify:
+        ok = [v for v in verify if v[2] == "ok"]
+        bad = [v for v in verify if v[2] == "FAIL"]
+        skip = [v for v in verify if v[2] == "SKIP"]
+        L.append("## BPF programs of netlatd's object, each loaded alone in this kernel\n")
+        L.append(f"{len(ok)} load, {len(bad)} fail, {len(skip)} skipped (libbpf cannot type "
+                 "the section).\n")
+        if bad:
+            L.append("| program | section | verifier / kernel says |")
+            L.append("|---|---|---|")
+            for n, sec, _, why in bad:
+                L.append(f"| {n} | {sec} | `{why[:160]}` |")
+            L.append("")
+        if ok:
+            L.append("Loaded: " + ", ".join(f"`{n}`" for n, *_ in ok) + "\n")
     L.append("## Timing (seconds, guest clock under TCG)\n")
     L.append("| mode | start (BPF load + first scrape) | load runs | stop (SIGTERM) | whole mode |")
     L.append("|---|---|---|---|---|")
@@ -462,13 +498,15 @@ def main():
     vm = dict(kv.split("=", 1) for kv in args.vm_info.split(",") if "=" in kv)
     results = [analyse_mode(os.path.join(files, m), m, cases) for m in modes]
     failures = check(results, modes)
-    md = report_md(meta, results, modes, failures, vm)
+    verify = parse_verify(os.path.join(files, "verify", "verify.txt"))
+    md = report_md(meta, results, modes, failures, vm, verify)
     if args.report:
         with open(args.report, "w", encoding="utf-8") as f:
             f.write(md)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"meta": meta, "vm": vm, "results": results, "failures": failures}, f,
+            json.dump({"meta": meta, "vm": vm, "results": results, "failures": failures,
+                       "bpf_verify": verify}, f,
                       indent=2, default=str)
     print(md)
     return 1 if failures else 0
