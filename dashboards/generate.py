@@ -169,11 +169,17 @@ def overview_dashboard():
     panels.append(timeseries(
         'Stage events / s', [target(
             f'sum by (direction, stage) (rate(netlatd_stage_events_total{{{SEL}}}[{RATE}]))',
-            '{{direction}} {{stage}}')], unit='reqps'))
+            '{{direction}} {{stage}}')], unit='reqps', w=12))
     panels.append(timeseries(
         'Map evictions / s', [target(
             f'sum by (map) (rate(netlatd_map_evictions_total{{{SEL}}}[{RATE}]))', '{{map}}')],
-        unit='reqps', description='Correlation entries dropped because a bounded map was full.'))
+        unit='reqps', w=8,
+        description='Correlation entries dropped because a bounded map was full.'))
+    panels.append(timeseries(
+        'Samples over the series cap / s', [target(
+            f'sum(rate(netlatd_series_overflow_total{{{SEL}}}[{RATE}]))', 'overflow')],
+        unit='reqps', w=4,
+        description='Samples that went to netns="other" because labels.max_series was reached.'))
 
     panels.append(row('Hooks in use'))
     panels.append(table('Stage hooks (netlatd_stage_info)', [target(
