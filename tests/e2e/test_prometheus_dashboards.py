@@ -24,6 +24,7 @@ import urllib.request
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, str(REPO / 'tests' / 'packaging'))
 import netlat_probe  # noqa: E402
 

@@ -33,6 +33,7 @@ import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, str(HERE))
 import netlat_probe  # noqa: E402
 
