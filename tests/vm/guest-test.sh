@@ -47,6 +47,7 @@ mkdir -p $meta
   echo "netlatd_version=$(netlatd --version 2>&1 | head -n1)"
   echo "netlat_load_version=$(netlat-load --version 2>&1 | head -n1)"
   echo "boot_uptime=$(now)"
+  [ -x /bin/syscall-cost ] && syscall-cost
 } >$meta/meta.txt
 cat $meta/meta.txt
 [ -n "$NETLATD_CONFIG" ] && cp "$NETLATD_CONFIG" $meta/netlatd-test.yaml
@@ -88,6 +89,27 @@ for mode in $MODES; do
   echo "start_seconds=$(elapsed $t0)" >>$d/timing.txt
   echo "up=$up" >$d/status.txt
   log "mode $mode: up=$up after $(elapsed $t0)s"
+
+  # Ready = observations flowing: a short warm-up run, repeated until netlatd's stage event
+  # counters move (they may lag the first /metrics answer; the report shows by how much).
+  ready=no
+  if [ $up = yes ]; then
+    t_w=$(now)
+    while kill -0 $pid 2>/dev/null; do
+      timeout 60 $(load_cmd tcp4 | sed "s/--count $LOAD_COUNT/--count 20/") >/dev/null 2>&1
+      sleep 1
+      scrape $d/metrics-warmup.txt 2>/dev/null &&
+        awk '/^netlatd_stage_events_total/ { s += $NF } END { exit !(s > 0) }' $d/metrics-warmup.txt &&
+        { ready=yes; break; }
+      if [ "$(awk -v a=$t_w -v b=$(now) -v t=$START_TIMEOUT 'BEGIN { print (b - a > t) }')" = 1 ]; then
+        break
+      fi
+    done
+    echo "ready_seconds=$(elapsed $t_w)" >>$d/timing.txt
+    echo "ready=$ready" >>$d/status.txt
+    log "mode $mode: observations flowing=$ready after $(elapsed $t_w)s more"
+    scrape $d/metrics-00-start.txt
+  fi
 
   if [ $up = yes ]; then
     if [ -x /bin/bpftool ]; then

@@ -191,14 +191,15 @@ def full(args):
     files.append((pfile, "/guest/params.sh"))
 
     bins = [args.netlatd, args.netlat_load]
+    # Diagnostics (tests/vm/selftest): per-program verifier verdicts of netlatd's BPF object and
+    # the guest's syscall cost, both for the report only.
+    bdir = os.path.join(out, "selftest-bin")
+    if subprocess.run([os.path.join(HERE, "selftest", "build.sh"), bdir]).returncode != 0:
+        fail("building tests/vm/selftest failed (needs clang, libbpf-dev)")
+    bins.append(os.path.join(bdir, "syscall-cost"))
     if args.bpf_object and os.path.exists(args.bpf_object):
-        # Diagnostics: per-program verifier verdicts in the report (tests/vm/selftest/bpf-verify).
-        bdir = os.path.join(out, "selftest-bin")
-        if subprocess.run([os.path.join(HERE, "selftest", "build.sh"), bdir]).returncode == 0:
-            bins.append(os.path.join(bdir, "bpf-verify"))
-            files.append((args.bpf_object, "/guest/netlat.bpf.o"))
-        else:
-            log("WARNING: could not build bpf-verify; the report will lack per-program verdicts")
+        bins.append(os.path.join(bdir, "bpf-verify"))
+        files.append((args.bpf_object, "/guest/netlat.bpf.o"))
     elif args.bpf_object:
         log(f"WARNING: {args.bpf_object} not found; the report will lack per-program verdicts")
     bpftool = shutil.which("bpftool") or "/usr/sbin/bpftool"

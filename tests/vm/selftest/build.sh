@@ -10,3 +10,4 @@ clang -O2 -g -target bpf -D__TARGET_ARCH_x86 -I/usr/include/x86_64-linux-gnu -c 
 cc -O2 -Wall -Wextra -Werror -o "$out/attach-test" "$here/attach-test.c" -lbpf
 cc -O2 -Wall -Wextra -Werror -o "$out/traffic" "$here/traffic.c"
 cc -O2 -Wall -Wextra -Werror -o "$out/bpf-verify" "$here/bpf-verify.c" -lbpf
+cc -O2 -Wall -Wextra -Werror -o "$out/syscall-cost" "$here/syscall-cost.c"
