@@ -8,7 +8,7 @@ DEPS=(
     build-essential cmake pkg-config clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
     prometheus-cpp-dev libcivetweb-dev libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev
     # tests
-    googletest libgtest-dev iproute2 iptables curl procps python3 prometheus
+    googletest libgtest-dev iproute2 iptables libnetfilter-queue-dev curl procps python3 prometheus
     podman runc systemd util-linux unzip nodejs python3-kubernetes python3-yaml  # packaging/e2e tiers
 )
 
