@@ -65,6 +65,18 @@ if [ -f /guest/netlat.bpf.o ] && [ -x /bin/bpf-verify ]; then
   vm_emit verify $v
 fi
 
+# Baseline: the same netlat-load runs with no netlatd, so the report can show how much the
+# probes themselves add to what netlat-load measures (large under TCG, where BPF runs emulated).
+b=/results/baseline
+mkdir -p $b
+for c in $LOAD_CASES; do
+  t1=$(now)
+  timeout $LOAD_TIMEOUT $(load_cmd $c) >$b/load-$c.json 2>$b/load-$c.err
+  echo "load_$c rc=$? seconds=$(elapsed $t1)" >>$b/timing.txt
+done
+log "baseline (no netlatd): $(cat $b/timing.txt | tr '\n' ' ')"
+vm_emit baseline $b
+
 for mode in $MODES; do
   d=/results/$mode
   mkdir -p $d

@@ -381,7 +381,7 @@ def fmt_us(v):
     return "-" if v is None else f"{v:.1f}"
 
 
-def report_md(meta, results, modes, failures, vm, verify=()):
+def report_md(meta, results, modes, failures, vm, verify=(), baseline=None):
     L = []
     kernel = meta.get("kernel", "?")
     L.append(f"# VM test report: kernel {kernel}\n")
@@ -438,8 +438,12 @@ def report_md(meta, results, modes, failures, vm, verify=()):
                  "before the syscall; netlatd's tx socket stage starts inside it "
                  "(`__sock_sendmsg`), so under TCG netlat-load's tx includes a syscall entry and "
                  "the socket lookup that netlatd cannot see.\n")
-    L.append("| mode | case | dir | netlat-load p50 us | netlatd p50 us | n (netlatd) | ok |")
-    L.append("|---|---|---|---|---|---|---|")
+    base = baseline or {}
+    L.append("netlat-load p50 without netlatd running (baseline) is shown for scale: the gap "
+             "between it and the run with netlatd is the probes' own cost on the measured path.\n")
+    L.append("| mode | case | dir | netlat-load p50 us (baseline) | netlat-load p50 us | "
+             "netlatd p50 us | n (netlatd) | ok |")
+    L.append("|---|---|---|---|---|---|---|---|")
     for m in modes:
         r = by.get(m)
         if not r or m not in ACCURACY_MODES:
@@ -449,7 +453,9 @@ def report_md(meta, results, modes, failures, vm, verify=()):
             for d in ("tx", "rx"):
                 l, n, t, ok = acc.get((run["case"], d), (None, None, None, None))
                 cnt = run.get(f"netlatd_{d}", (None, None))[1]
-                L.append(f"| {m} | {run['case']} | {d} | {fmt_us(l)} | {fmt_us(n)} | "
+                bl = base.get(run["case"], {}).get(d)
+                L.append(f"| {m} | {run['case']} | {d} | {fmt_us(bl and bl[0])} | {fmt_us(l)} | "
+                         f"{fmt_us(n)} | "
                          f"{'-' if cnt is None else f'{cnt:.0f}'} | "
                          f"{'-' if ok is None else 'yes' if ok else '**no**'} |")
     L.append("")
@@ -510,7 +516,12 @@ def main():
     results = [analyse_mode(os.path.join(files, m), m, cases) for m in modes]
     failures = check(results, modes)
     verify = parse_verify(os.path.join(files, "verify", "verify.txt"))
-    md = report_md(meta, results, modes, failures, vm, verify)
+    baseline = {}
+    for c in cases:
+        doc, _ = read_json(os.path.join(files, "baseline", f"load-{c}.json"))
+        if doc is not None:
+            baseline[c] = load_medians(doc)
+    md = report_md(meta, results, modes, failures, vm, verify, baseline)
     if args.report:
         with open(args.report, "w", encoding="utf-8") as f:
             f.write(md)
