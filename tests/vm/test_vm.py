@@ -215,7 +215,7 @@ def full(args):
                f"wall_seconds={wall:.1f},config={cfg_note}")
     cmd = [sys.executable, os.path.join(HERE, "vmreport.py"), out, "--modes", args.modes,
            "--report", args.report, "--json", os.path.join(out, "vm-report.json"),
-           "--vm-info", vm_info]
+           "--vm-info", vm_info, "--accuracy", args.accuracy]
     rrc = subprocess.run(cmd).returncode
     log(f"report: {args.report}; total {time.monotonic() - t_all:.1f}s")
     if rc != 0:
@@ -239,6 +239,9 @@ def main():
     ap.add_argument("--modes", default="kprobe fentry tracepoint auto")
     ap.add_argument("--count", type=int, default=1000, help="messages per netlat-load run")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds for the whole VM run")
+    ap.add_argument("--accuracy", choices=("strict", "bracket"), default="strict",
+                    help="strict: netlatd within max(10%%, 2 us) of netlat-load; bracket: between "
+                    "netlat-load without and with netlatd (allows for the probes' own cost)")
     ap.add_argument("--no-config", action="store_true", help="run netlatd with its default config")
     ap.add_argument("--drain-wait", type=int, default=12,
                     help="seconds to wait after each run when the default config is used")

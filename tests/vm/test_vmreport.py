@@ -150,12 +150,33 @@ class CheckTest(unittest.TestCase):
     def test_inaccurate_median_fails(self):
         make_run(self.root, load_tx=30.0)  # netlatd says ~20 us
         _, failures = analyse(self.root)
-        self.assertTrue(any("accuracy tcp4 tx" in f for f in failures), failures)
+        self.assertTrue(any("accuracy (strict) tcp4 tx" in f for f in failures), failures)
 
     def test_two_microseconds_floor(self):
         make_run(self.root, load_tx=18.5)  # 1.5 us off: under 10% and under 2 us
         _, failures = analyse(self.root)
         self.assertEqual(failures, [])
+
+    def test_bracket_policy_allows_probe_cost(self):
+        make_run(self.root, load_tx=30.0)  # with probes 30 us, netlatd ~20 us
+        os.makedirs(os.path.join(self.root, "files", "baseline"))
+        for c in ("tcp4", "tcp6", "udp4", "udp6"):
+            with open(os.path.join(self.root, "files", "baseline", f"load-{c}.json"), "w") as f:
+                json.dump({"tx_driver": {"count": 100, "p50_us": 15.0},
+                           "rx": {"count": 100, "p50_us": 40.0}}, f)
+        base = {c: vmreport.load_medians(vmreport.read_json(os.path.join(
+            self.root, "files", "baseline", f"load-{c}.json"))[0])
+            for c in ("tcp4", "tcp6", "udp4", "udp6")}
+        res = [vmreport.analyse_mode(os.path.join(self.root, "files", m), m,
+                                     ["tcp4", "tcp6", "udp4", "udp6"]) for m in ("kprobe",)]
+        try:
+            vmreport.ACCURACY_POLICY = "bracket"
+            self.assertEqual(vmreport.check(res, ["kprobe"], base), [])
+            base["tcp4"]["tx"] = (25.0, 100, "x")  # netlatd 20 < 25 - 2.5: outside
+            self.assertTrue(any("accuracy (bracket) tcp4 tx" in f
+                                for f in vmreport.check(res, ["kprobe"], base)))
+        finally:
+            vmreport.ACCURACY_POLICY = "strict"
 
     def test_disabled_stage_needs_a_reason_in_the_log(self):
         make_run(self.root, disabled={("tx", "transport")}, log="started\n")
