@@ -1,9 +1,10 @@
 // Delay injection (issue #3): a known delay added at one layer moves that layer's segment by the
 // delay and leaves the others where they were.
 //
-// Each case runs the same one-way traffic twice against one netlatd (loopback, 500 messages/s,
-// so the CPUs idle the same way in both runs): a baseline, then a run with the delay. The medians
-// of the rx segments of the second run (histogram deltas between scrapes) are compared with the
+// Each case runs the same one-way traffic against one netlatd (loopback, 500 messages/s, so the
+// CPUs idle the same way in both arms; the sender, the receiver and nfq_delay on one CPU), 1000
+// messages without and 1000 with the delay, in alternating chunks of 200. The medians of the rx
+// segments of the delayed arm (histogram deltas between scrapes) are compared with the
 // baseline's:
 //   (a) the receiver sleeps 1 ms between "readable" and the read (netlat-load
 //       --sleep-before-read): rx queued_to_socket moves by 1 ms;
@@ -39,7 +40,9 @@ using namespace netlatd::test;
 
 namespace {
 
-constexpr int kMessages = 1000;
+constexpr int kMessages = 1000;  // per arm, in kChunks runs
+constexpr int kChunks = 5;
+constexpr int kChunkMessages = kMessages / kChunks;
 constexpr int kRate = 500;
 constexpr double kDelayUs = 1000;
 constexpr double kInjectedTolerance = 0.10;
@@ -63,16 +66,29 @@ std::string delay_config(int port) {
 
 using Buckets = std::vector<std::pair<double, double>>;
 
-// Cumulative buckets of one rx segment, minus an earlier scrape's.
-Buckets segment_buckets(const std::vector<Sample>& now, const std::vector<Sample>& before,
-                        const std::string& proto, const std::string& segment) {
-    const std::map<std::string, std::string> match = {
-        {"direction", "rx"}, {"segment", segment}, {"protocol", proto}};
-    Buckets b = histogram_buckets(now, "netlatd_stack_latency_seconds", match);
-    Buckets a = histogram_buckets(before, "netlatd_stack_latency_seconds", match);
-    std::map<double, double> earlier(a.begin(), a.end());
-    for (auto& [le, count] : b) count -= earlier.count(le) ? earlier[le] : 0;
-    return b;
+// Histograms of the rx segments summed over the chunks of one arm (baseline or delayed):
+// segment -> le -> count.
+using Arm = std::map<std::string, std::map<double, double>>;
+
+std::vector<std::string> all_rx_segments() {
+    std::vector<std::string> all = kRxSegments;
+    all.insert(all.end(), kRxComposites.begin(), kRxComposites.end());
+    return all;
+}
+
+// Adds what the rx histograms gained between two scrapes.
+void accumulate(Arm& arm, const std::vector<Sample>& now, const std::vector<Sample>& before,
+                const std::string& proto) {
+    for (const auto& segment : all_rx_segments()) {
+        const std::map<std::string, std::string> match = {
+            {"direction", "rx"}, {"segment", segment}, {"protocol", proto}};
+        for (const auto& [le, count] :
+             histogram_buckets(now, "netlatd_stack_latency_seconds", match))
+            arm[segment][le] += count;
+        for (const auto& [le, count] :
+             histogram_buckets(before, "netlatd_stack_latency_seconds", match))
+            arm[segment][le] -= count;
+    }
 }
 
 struct Medians {
@@ -80,21 +96,19 @@ struct Medians {
     std::map<std::string, double> count;
 };
 
-Medians summarize(const std::vector<Sample>& now, const std::vector<Sample>& before,
-                  const std::string& proto) {
-    Medians run;
-    std::vector<std::string> all = kRxSegments;
-    all.insert(all.end(), kRxComposites.begin(), kRxComposites.end());
-    for (const auto& segment : all) {
-        Buckets b = segment_buckets(now, before, proto, segment);
-        run.count[segment] = b.empty() ? 0 : b.back().second;
-        run.median_us[segment] = histogram_quantile(0.5, b) * 1e6;
+Medians summarize(const Arm& arm) {
+    Medians m;
+    for (const auto& segment : all_rx_segments()) {
+        Buckets b;
+        if (arm.count(segment)) b.assign(arm.at(segment).begin(), arm.at(segment).end());
+        m.count[segment] = b.empty() ? 0 : b.back().second;
+        m.median_us[segment] = histogram_quantile(0.5, b) * 1e6;
     }
-    return run;
+    return m;
 }
 
-// One netlat-load run; returns after netlatd drained it (a few intervals).
-void load(const std::string& proto, int port, std::vector<std::string> extra) {
+// One netlat-load run of `count` messages.
+void load(const std::string& proto, int port, int count, std::vector<std::string> extra) {
     std::vector<std::string> argv = {"taskset",
                                      "-c",
                                      std::to_string(kTrafficCpu),
@@ -108,7 +122,7 @@ void load(const std::string& proto, int port, std::vector<std::string> extra) {
                                      "--mode",
                                      "oneway",
                                      "--count",
-                                     std::to_string(kMessages),
+                                     std::to_string(count),
                                      "--rate",
                                      std::to_string(kRate),
                                      "--port",
@@ -119,7 +133,31 @@ void load(const std::string& proto, int port, std::vector<std::string> extra) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     auto report = nlohmann::json::parse(r.out);
     ASSERT_EQ(report["client_to_server"]["lost"].get<int>(), 0) << r.out;
-    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+}
+
+// Runs one chunk of traffic and adds what netlatd measured for it to `arm`.
+template <typename Traffic>
+void chunk(Daemon& d, Arm& arm, const std::string& proto, Traffic traffic) {
+    auto before = parse_metrics(d.scrape());
+    ASSERT_NO_FATAL_FAILURE(traffic());
+    std::this_thread::sleep_for(std::chrono::milliseconds(350));  // a few drain intervals
+    accumulate(arm, parse_metrics(d.scrape()), before, proto);
+}
+
+// Baseline and delayed traffic in alternating chunks (B D D B B D ...), so a change of the
+// machine's load during the test (other work on these 2 CPUs) weighs on both arms alike.
+template <typename Base, typename Delayed>
+void interleave(Daemon& d, const std::string& proto, Arm& base, Arm& delayed, Base run_base,
+                Delayed run_delayed) {
+    for (int i = 0; i < kChunks; ++i) {
+        if (i % 2 == 0) {
+            ASSERT_NO_FATAL_FAILURE(chunk(d, base, proto, run_base));
+            ASSERT_NO_FATAL_FAILURE(chunk(d, delayed, proto, run_delayed));
+        } else {
+            ASSERT_NO_FATAL_FAILURE(chunk(d, delayed, proto, run_delayed));
+            ASSERT_NO_FATAL_FAILURE(chunk(d, base, proto, run_base));
+        }
+    }
 }
 
 // Compares the delayed run with the baseline: prints every rx segment, checks the injected one
@@ -164,15 +202,14 @@ TEST_P(Delay, SleepBeforeReadMovesQueuedToSocket) {
     Daemon d(delay_config(port));
     ASSERT_TRUE(d.running()) << d.log();
 
-    auto start = parse_metrics(d.scrape());
-    ASSERT_NO_FATAL_FAILURE(load(proto, port, {}));
-    auto after_base = parse_metrics(d.scrape());
-    ASSERT_NO_FATAL_FAILURE(
-        load(proto, port, {"--sleep-before-read", std::to_string(static_cast<int>(kDelayUs))}));
-    auto after_delay = parse_metrics(d.scrape());
-
-    judge("sleep-before-read 1 ms", proto, summarize(after_base, start, proto),
-          summarize(after_delay, after_base, proto), "queued_to_socket");
+    Arm base, delayed;
+    const std::string sleep_us = std::to_string(static_cast<int>(kDelayUs));
+    ASSERT_NO_FATAL_FAILURE(interleave(
+        d, proto, base, delayed, [&] { load(proto, port, kChunkMessages, {}); },
+        [&] {
+            load(proto, port, kChunkMessages, {"--sleep-before-read", sleep_us});
+        }));
+    judge("sleep-before-read 1 ms", proto, summarize(base), summarize(delayed), "queued_to_socket");
     EXPECT_EQ(d.stop(), 0) << d.log();
 }
 
@@ -193,7 +230,8 @@ class NfqDelay {
             close(out[0]);
             close(out[1]);
             execl(NFQ_DELAY_PATH, NFQ_DELAY_PATH, "--queue", std::to_string(queue).c_str(),
-                  "--delay-us", std::to_string(delay_us).c_str(), static_cast<char*>(nullptr));
+                  "--delay-us", std::to_string(delay_us).c_str(), "--busy",
+                  static_cast<char*>(nullptr));
             _exit(127);
         }
         close(out[1]);
@@ -294,47 +332,49 @@ class QueueRule {
     std::vector<std::string> spec_;
 };
 
-// One run through the queue with this verdict delay; checks that nfq_delay saw every message.
-void queued_load(const std::string& proto, int port, int delay_us) {
-    const int queue = 1000 + getpid() % 30000;
-    NfqDelay delay(queue, delay_us);
-    {
-        QueueRule rule(proto, port, queue);
-        ASSERT_NO_FATAL_FAILURE(load(proto, port, {}));
-    }  // rule deleted before nfq_delay stops
-    const std::string summary = delay.stop();
-    std::printf("nfq_delay --delay-us %d: %s\n", delay_us, summary.c_str());
-    unsigned long long packets = 0;
-    ASSERT_EQ(std::sscanf(summary.c_str(), "packets %llu", &packets), 1) << summary;
-    ASSERT_GE(packets, static_cast<unsigned long long>(kMessages)) << "the rule did not match";
-}
-
 // The baseline goes through the same queue with a verdict at once (delay 0): queueing a packet to
 // user space changes who wakes the reader (nfq_delay's verdict call instead of the sender's send
 // call, whose rest of the call the reader waits for on a shared CPU), which alone moved rx
-// queued_to_socket by -20..-27% against a run without the rule. With the queue in both runs the
-// verdict wait is the only difference. The run without the rule is printed for reference.
+// queued_to_socket by -20..-27% against a run without the rule. With the queue in both arms the
+// verdict wait is the only difference. nfq_delay busy-waits (--busy): when it slept, the CPU idled
+// during the wait and the packet's UDP/TCP work after the verdict ran on a cold CPU, rx
+// transport_to_queued +0.2..+0.7 us (+15..+74%) over the verdict at once. Two nfq_delay processes
+// serve two queues (at once, 1 ms); each chunk inserts the rule to one of them and deletes it
+// after. A run without the rule is printed for reference.
 TEST_P(Delay, NfqueueVerdictDelayMovesNetworkToTransport) {
     const std::string proto = GetParam();
     const int port = free_tcp_port();
+    const int queue_at_once = 1000 + getpid() % 30000, queue_delayed = queue_at_once + 1;
     Daemon d(delay_config(port));
     ASSERT_TRUE(d.running()) << d.log();
 
-    auto start = parse_metrics(d.scrape());
-    ASSERT_NO_FATAL_FAILURE(load(proto, port, {}));
-    auto after_plain = parse_metrics(d.scrape());
-    ASSERT_NO_FATAL_FAILURE(queued_load(proto, port, 0));
-    auto after_base = parse_metrics(d.scrape());
-    ASSERT_NO_FATAL_FAILURE(queued_load(proto, port, static_cast<int>(kDelayUs)));
-    auto after_delay = parse_metrics(d.scrape());
+    Arm plain, base, delayed;
+    ASSERT_NO_FATAL_FAILURE(chunk(d, plain, proto, [&] { load(proto, port, kChunkMessages, {}); }));
+    NfqDelay at_once(queue_at_once, 0);
+    NfqDelay held(queue_delayed, static_cast<int>(kDelayUs));
+    auto through = [&](int queue) {
+        return [&, queue] {
+            QueueRule rule(proto, port, queue);
+            load(proto, port, kChunkMessages, {});
+        };
+    };
+    ASSERT_NO_FATAL_FAILURE(
+        interleave(d, proto, base, delayed, through(queue_at_once), through(queue_delayed)));
+    for (NfqDelay* q : {&at_once, &held}) {
+        const std::string summary = q->stop();
+        std::printf("nfq_delay: %s\n", summary.c_str());
+        unsigned long long packets = 0;
+        ASSERT_EQ(std::sscanf(summary.c_str(), "packets %llu", &packets), 1) << summary;
+        ASSERT_GE(packets, static_cast<unsigned long long>(kMessages)) << "the rule did not match";
+    }
 
-    const Medians plain = summarize(after_plain, start, proto);
-    const Medians base = summarize(after_base, after_plain, proto);
-    const Medians delayed = summarize(after_delay, after_base, proto);
-    std::printf("for reference, without the rule -> queue, verdict at once (us):\n");
-    for (const auto& [segment, p] : plain.median_us)
-        std::printf("  %-22s %10.2f -> %10.2f\n", segment.c_str(), p, base.median_us.at(segment));
-    judge("NFQUEUE verdict after 1 ms vs at once", proto, base, delayed, "network_to_transport");
+    const Medians p = summarize(plain), b = summarize(base);
+    std::printf("for reference, %d messages without the rule -> queue, verdict at once (us):\n",
+                kChunkMessages);
+    for (const auto& [segment, median] : p.median_us)
+        std::printf("  %-22s %10.2f -> %10.2f\n", segment.c_str(), median, b.median_us.at(segment));
+    judge("NFQUEUE verdict after 1 ms vs at once", proto, b, summarize(delayed),
+          "network_to_transport");
     EXPECT_EQ(d.stop(), 0) << d.log();
 }
 

@@ -3,10 +3,12 @@
 //   iptables -I INPUT -p udp --dport P -j NFQUEUE --queue-num Q
 // holds every matching packet inside netfilter's INPUT (LOCAL_IN) hook for that time.
 //
-//   nfq_delay --queue Q --delay-us D
+//   nfq_delay --queue Q --delay-us D [--busy]
 //
 // The wait runs from the moment the packet reaches this process: clock_nanosleep to 50 us before
-// the deadline (timer slack set to 1 ns), then a busy wait on CLOCK_MONOTONIC for the tail. Prints
+// the deadline (timer slack set to 1 ns), then a busy wait on CLOCK_MONOTONIC for the tail.
+// --busy: busy wait all of it, so the CPU does not idle (and its caches do not cool) while the
+// packet is held, and the packet's path after the verdict runs as it does without the wait. Prints
 // "ready" on stdout once the queue is bound. SIGTERM/SIGINT: unbinds and exits 0; on exit it
 // prints "packets N wait_us_min X wait_us_max Y" on stdout.
 // netinet/in.h before the netfilter headers, which pull in linux/in.h otherwise.
@@ -45,9 +47,9 @@ std::int64_t monotonic_ns() {
 
 constexpr std::int64_t kSpinNs = 50'000;
 
-void wait_until(std::int64_t deadline_ns) {
+void wait_until(std::int64_t deadline_ns, bool busy) {
     const std::int64_t sleep_to = deadline_ns - kSpinNs;
-    if (sleep_to > monotonic_ns()) {
+    if (!busy && sleep_to > monotonic_ns()) {
         timespec ts{static_cast<time_t>(sleep_to / 1'000'000'000),
                     static_cast<long>(sleep_to % 1'000'000'000)};
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR && !g_stop) {
@@ -59,6 +61,7 @@ void wait_until(std::int64_t deadline_ns) {
 
 struct State {
     std::int64_t delay_ns = 0;
+    bool busy = false;
     std::uint64_t packets = 0;
     std::int64_t wait_min_ns = INT64_MAX;
     std::int64_t wait_max_ns = 0;
@@ -69,7 +72,7 @@ int on_packet(nfq_q_handle* queue, nfgenmsg*, nfq_data* data, void* arg) {
     auto* state = static_cast<State*>(arg);
     const nfqnl_msg_packet_hdr* header = nfq_get_msg_packet_hdr(data);
     const std::uint32_t id = header ? ntohl(header->packet_id) : 0;
-    wait_until(start + state->delay_ns);
+    wait_until(start + state->delay_ns, state->busy);
     const std::int64_t waited = monotonic_ns() - start;
     ++state->packets;
     state->wait_min_ns = std::min(state->wait_min_ns, waited);
@@ -78,7 +81,7 @@ int on_packet(nfq_q_handle* queue, nfgenmsg*, nfq_data* data, void* arg) {
 }
 
 [[noreturn]] void usage(const char* why) {
-    std::fprintf(stderr, "nfq_delay: %s\nusage: nfq_delay --queue Q --delay-us D\n", why);
+    std::fprintf(stderr, "nfq_delay: %s\nusage: nfq_delay --queue Q --delay-us D [--busy]\n", why);
     std::exit(2);
 }
 
@@ -87,8 +90,13 @@ int on_packet(nfq_q_handle* queue, nfgenmsg*, nfq_data* data, void* arg) {
 int main(int argc, char** argv) {
     long queue_num = -1;
     long delay_us = -1;
+    bool busy = false;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
+        if (arg == "--busy") {
+            busy = true;
+            continue;
+        }
         if (i + 1 >= argc) usage(("missing value for " + arg).c_str());
         char* end = nullptr;
         long value = std::strtol(argv[++i], &end, 10);
@@ -110,6 +118,7 @@ int main(int argc, char** argv) {
 
     State state;
     state.delay_ns = delay_us * 1000;
+    state.busy = busy;
     nfq_handle* handle = nfq_open();
     if (!handle) {
         std::fprintf(stderr, "nfq_delay: nfq_open: %s\n", std::strerror(errno));
