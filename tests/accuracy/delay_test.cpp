@@ -107,6 +107,9 @@ Medians summarize(const Arm& arm) {
     return m;
 }
 
+// netlat-load's report of the last run.
+nlohmann::json last_report;
+
 // One netlat-load run of `count` messages.
 void load(const std::string& proto, int port, int count, std::vector<std::string> extra) {
     std::vector<std::string> argv = {"taskset",
@@ -133,6 +136,7 @@ void load(const std::string& proto, int port, int count, std::vector<std::string
     ASSERT_EQ(r.exit_code, 0) << r.err;
     auto report = nlohmann::json::parse(r.out);
     ASSERT_EQ(report["client_to_server"]["lost"].get<int>(), 0) << r.out;
+    last_report = report;
 }
 
 // Runs one chunk of traffic and adds what netlatd measured for it to `arm`.
@@ -141,7 +145,23 @@ void chunk(Daemon& d, Arm& arm, const std::string& proto, Traffic traffic) {
     auto before = parse_metrics(d.scrape());
     ASSERT_NO_FATAL_FAILURE(traffic());
     std::this_thread::sleep_for(std::chrono::milliseconds(350));  // a few drain intervals
-    accumulate(arm, parse_metrics(d.scrape()), before, proto);
+    auto after = parse_metrics(d.scrape());
+    accumulate(arm, after, before, proto);
+
+    // Sanity check of the chunk against the kernel's own timestamps, as the accuracy test does:
+    // a join that pairs a read with the wrong datagram moves both arms alike, which the
+    // comparison of the arms cannot see. UDP: RX_SOFTWARE at netif_rx -> recv() = rx total;
+    // TCP: at ip_local_deliver -> recv() = rx transport_to_socket. Tolerance max(10%, 5 us).
+    Arm this_chunk;
+    accumulate(this_chunk, after, before, proto);
+    const auto& kernel = last_report["client_to_server"]["rx"];
+    const std::string segment =
+        last_report["rx_stamp_point"] == "netif_rx" ? "total" : "transport_to_socket";
+    const double netlatd_us = summarize(this_chunk).median_us.at(segment);
+    const double kernel_us = kernel["p50_us"].get<double>();
+    EXPECT_NEAR(netlatd_us, kernel_us, std::max(0.10 * kernel_us, 5.0))
+        << "chunk: netlatd rx " << segment << " median " << netlatd_us
+        << " us, kernel (netlat-load) " << kernel_us << " us";
 }
 
 // Baseline and delayed traffic in alternating chunks (B D D B B D ...), so a change of the
