@@ -129,6 +129,7 @@ struct ring {
     __u32 pushed; /* UDP FIFO: datagrams pushed */
     __u32 popped; /* UDP FIFO: datagrams read */
     __u32 netns;
+    __u64 owner; /* the socket's inode: a socket reallocated at the same address starts afresh */
 };
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -179,8 +180,10 @@ static __always_inline void record(int seg, __u8 proto, __u8 family, __u32 netns
         h = bpf_map_lookup_elem(&hist, &key);
         if (!h) return;
     }
-    __u32 slot = netlat_slot(delta);
-    if (slot >= NETLAT_SLOTS) slot = NETLAT_SLOTS - 1;
+    /* 64-bit and behind a barrier: older verifiers (6.1) lose a bound checked on a 32-bit copy. */
+    __u64 slot = netlat_slot(delta);
+    barrier_var(slot);
+    if (slot >= NETLAT_SLOTS) return;
     __sync_fetch_and_add(&h->count, 1);
     __sync_fetch_and_add(&h->sum_ns, delta);
     __sync_fetch_and_add(&h->slots[slot], 1);
@@ -344,16 +347,36 @@ static __always_inline int sock_wanted(const struct sock *sk)
     return flow_wanted(lport, rport, netns_of_sock(sk));
 }
 
-static __always_inline struct ring *ring_get(void *map, int map_id, __u64 sk, int create)
+/* The inode of a socket's file, which identifies it for its lifetime (0 for kernel sockets). */
+static __always_inline __u64 sock_ino(const struct sock *sk)
 {
-    struct ring *r = bpf_map_lookup_elem(map, &sk);
-    if (r || !create) return r;
+    const struct socket *sock = BPF_CORE_READ(sk, sk_socket);
+    if (!sock) return 0;
+    return BPF_CORE_READ((const struct socket_alloc *)sock, vfs_inode.i_ino);
+}
+
+/* The ring of a socket. A ring left by a closed socket whose memory now holds another socket is
+ * stale (its pending entries belong to the old one): it is reset, and its entries counted stale. */
+static __always_inline struct ring *ring_get(void *map, int map_id, const struct sock *sk, int create,
+                                             int seg_stale)
+{
+    __u64 key = (__u64)sk, ino = sock_ino(sk);
+    struct ring *r = bpf_map_lookup_elem(map, &key);
+    if (r && r->owner == ino) return r;
+    if (r && !r->owner) { /* made before accept() gave the socket its file */
+        r->owner = ino;
+        return r;
+    }
+    if (!create) return 0;
     __u32 zero = 0;
     struct ring *z = bpf_map_lookup_elem(&ring_zero, &zero);
     if (!z) return 0;
-    bpf_map_update_elem(map, &sk, z, BPF_NOEXIST);
-    count(NETLAT_CTR_MAP_INSERT(map_id));
-    return bpf_map_lookup_elem(map, &sk);
+    if (r) count_unmatched(seg_stale, NETLAT_UNMATCHED_STALE);
+    bpf_map_update_elem(map, &key, z, r ? BPF_EXIST : BPF_NOEXIST);
+    if (!r) count(NETLAT_CTR_MAP_INSERT(map_id));
+    r = bpf_map_lookup_elem(map, &key);
+    if (r) r->owner = ino;
+    return r;
 }
 
 /* Writes a TCP ring slot (single writer per socket: the socket lock or the softirq that owns it). */
@@ -423,7 +446,7 @@ static __always_inline void tx_transport_tcp(const struct sock *sk, const struct
     __u32 write_seq = BPF_CORE_READ(tp, write_seq);
     __u64 left = BPF_CORE_READ(msg, msg_iter.count);
     if (!left) return;
-    struct ring *r = ring_get(&tx_ring, NETLAT_MAP_TX_RING, (__u64)sk, 1);
+    struct ring *r = ring_get(&tx_ring, NETLAT_MAP_TX_RING, sk, 1, NETLAT_SEG_TX_TRANSPORT_TO_NETWORK);
     if (!r) return;
     __u8 proto, family;
     if (sock_kind(sk, &proto, &family)) return;
@@ -493,7 +516,7 @@ static __always_inline void tx_join(const struct sk_buff *skb, int stage, __u64 
             count(NETLAT_CTR_MAP_INSERT(NETLAT_MAP_TX_SKB));
             return;
         }
-        struct ring *r = ring_get(&tx_ring, NETLAT_MAP_TX_RING, (__u64)sk, 0);
+        struct ring *r = ring_get(&tx_ring, NETLAT_MAP_TX_RING, sk, 0, NETLAT_SEG_TX_TRANSPORT_TO_NETWORK);
         if (r) {
             __u32 end = p.seq + p.payload;
             for (int i = 0; i < RING_SLOTS; i++) {
@@ -619,7 +642,7 @@ static __always_inline void rx_tcp_owned(const struct sock *sk, const struct sk_
     const struct tcp_skb_cb *cb = (const struct tcp_skb_cb *)&skb->cb[0];
     __u32 seq = BPF_CORE_READ(cb, seq), end = BPF_CORE_READ(cb, end_seq);
     if (end != seq) {
-        struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, (__u64)sk, 1);
+        struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 1, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
         if (r) {
             r->netns = e->netns;
             ring_push_seq(r, ring_tag(end, e->family), e->ts_first, e->ts_prev,
@@ -632,7 +655,7 @@ static __always_inline void rx_tcp_owned(const struct sock *sk, const struct sk_
 /* queued stage, TCP: everything up to rcv_nxt is on the receive queue and the reader is woken. */
 static __always_inline void rx_queued_tcp(const struct sock *sk, __u64 now)
 {
-    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, (__u64)sk, 0);
+    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 0, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
     if (!r) return;
     __u32 rcv_nxt = BPF_CORE_READ((const struct tcp_sock *)sk, rcv_nxt);
     for (int i = 0; i < RING_SLOTS; i++) {
@@ -667,7 +690,7 @@ static __always_inline void rx_queued_udp(const struct sock *sk, __u64 now)
         skb = BPF_CORE_READ(skb, prev);
     }
     if (!n) return;
-    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, (__u64)sk, 1);
+    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 1, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
     if (!r) return;
     for (int i = UDP_QUEUE_WALK - 1; i >= 0; i--) {
         if (i >= n) continue;
@@ -717,7 +740,7 @@ static __always_inline void rx_socket(const struct sock *sk, int ret, int flags)
     if (ret <= 0 || (flags & (MSG_PEEK | MSG_ERRQUEUE))) return;
     __u8 proto, family;
     if (!sk || sock_kind(sk, &proto, &family)) return;
-    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, (__u64)sk, 0);
+    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 0, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
     if (!r) return;
     __u64 now = bpf_ktime_get_ns();
     if (proto == NETLAT_PROTO_TCP) {

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <algorithm>
 #include <set>
 #include <thread>
 
@@ -147,7 +148,7 @@ Probes::Probes(const Config& config) {
     try {
         configure(config);
         load();
-        attach(config.probe_mode != ProbeMode::Auto);
+        attach(std::string(to_string(config.probe_mode)));
     } catch (...) {
         detach_all();
         throw;
@@ -319,14 +320,14 @@ void Probes::sync_namespaces() {
     if (netfilter_) netfilter_->sync();
 }
 
-void Probes::attach(bool forced) {
+// A forced mode whose kernel feature is missing failed in choose(); here, as in auto mode, a stage
+// without a hook of the allowed kinds is disabled with its reason, and netlatd runs on. Nothing
+// attached at all is an error.
+void Probes::attach(const std::string& mode) {
     std::vector<int> own_netfilter;
     for (StageChoice& choice : choices_) {
         const std::string name = stage_name(choice.stage);
         if (!choice.candidate) {
-            if (forced)
-                throw ProbeError("stage " + name + ": " + choice.reason + " (--probe-mode " +
-                                 "forces one mode; use auto to run without this stage)");
             spdlog::warn("stage {}: disabled: {}", name, choice.reason);
             continue;
         }
@@ -346,7 +347,6 @@ void Probes::attach(bool forced) {
                 }
             }
         } catch (const ProbeError& e) {
-            if (forced) throw ProbeError("stage " + name + ": " + e.what());
             choice.reason = e.what();
             choice.candidate = nullptr;
             choice.programs.clear();
@@ -356,6 +356,10 @@ void Probes::attach(bool forced) {
         spdlog::info("stage {}: {} {} ({})", name, mode_label(choice.candidate->kind),
                      hook_label(choice), choice.candidate->protocols);
     }
+    if (std::none_of(choices_.begin(), choices_.end(),
+                     [](const StageChoice& c) { return c.candidate != nullptr; }))
+        throw ProbeError("probe mode " + mode + ": no stage could be hooked on this kernel");
+
     // Other namespaces get the same netfilter stages, as they are found.
     netfilter_ = std::make_unique<NamespaceHooks>([this] {
         std::vector<int> all;

@@ -79,7 +79,7 @@ private:
     void choose(const Config& config, const KernelFeatures& kernel);
     void configure(const Config& config);
     void load();
-    void attach(bool forced);
+    void attach(const std::string& mode);
     std::vector<int> netfilter_links(const StageChoice& choice) const;  // in the current netns
     void detach_all();
 

@@ -214,7 +214,39 @@ void judge(const std::string& what, const std::string& proto, const Medians& bas
     }
 }
 
-class Delay : public ::testing::TestWithParam<std::string> {};
+// A busy loop at SCHED_IDLE priority on the traffic CPU for the length of a test. The CPU never
+// goes idle, so how fast a woken reader runs does not depend on how long the CPU idled before (a
+// 1 ms verdict wait would otherwise change that, and move queued_to_socket through the
+// scheduler, not through the stack); any runnable task preempts it at once.
+class IdleSpinner {
+  public:
+    IdleSpinner() {
+        pid_ = fork();
+        if (pid_ == 0) {
+            cpu_set_t cpus;
+            CPU_ZERO(&cpus);
+            CPU_SET(kTrafficCpu, &cpus);
+            sched_setaffinity(0, sizeof(cpus), &cpus);
+            sched_param param{};
+            sched_setscheduler(0, SCHED_IDLE, &param);
+            for (;;) asm volatile("" ::: "memory");
+        }
+    }
+    ~IdleSpinner() {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+    }
+    IdleSpinner(const IdleSpinner&) = delete;
+    IdleSpinner& operator=(const IdleSpinner&) = delete;
+
+  private:
+    pid_t pid_;
+};
+
+class Delay : public ::testing::TestWithParam<std::string> {
+  protected:
+    IdleSpinner spinner_;
+};
 
 TEST_P(Delay, SleepBeforeReadMovesQueuedToSocket) {
     const std::string proto = GetParam();
