@@ -160,6 +160,16 @@ static __always_inline void count(__u32 idx)
     if (c) __sync_fetch_and_add(c, 1);
 }
 
+/* Inserts or replaces an entry; only a new key counts as an insert, so the daemon's eviction
+ * estimate (inserts - deletes - live entries) is not inflated by keys written again. */
+static __always_inline void upsert(void *map, int map_id, __u64 key, void *value)
+{
+    if (!bpf_map_update_elem(map, &key, value, BPF_NOEXIST))
+        count(NETLAT_CTR_MAP_INSERT(map_id));
+    else
+        bpf_map_update_elem(map, &key, value, BPF_EXIST);
+}
+
 static __always_inline void count_unmatched(int seg, int reason)
 {
     count(NETLAT_CTR_UNMATCHED(seg, reason));
@@ -406,8 +416,7 @@ static __always_inline void tx_socket(const struct sock *sk, __u64 now)
     if (!sk || sock_kind(sk, &proto, &family) || !sock_wanted(sk) || !sampled()) return;
     __u64 id = bpf_get_current_pid_tgid();
     struct tx_thread_val v = {.ts_socket = now, .sk = (__u64)sk};
-    bpf_map_update_elem(&tx_thread, &id, &v, BPF_ANY);
-    count(NETLAT_CTR_MAP_INSERT(NETLAT_MAP_TX_THREAD));
+    upsert(&tx_thread, NETLAT_MAP_TX_THREAD, id, &v);
     count(NETLAT_CTR_STAGE(NETLAT_STAGE_TX_SOCKET));
 }
 
@@ -511,9 +520,7 @@ static __always_inline void tx_join(const struct sk_buff *skb, int stage, __u64 
         if ((__s32)(p.seq - BPF_CORE_READ(tp, snd_nxt)) < 0) {
             count_unmatched(segment_into(stage), NETLAT_UNMATCHED_RETRANSMIT);
             e.untimed = 1;
-            __u64 key = (__u64)skb;
-            bpf_map_update_elem(&tx_skb, &key, &e, BPF_ANY);
-            count(NETLAT_CTR_MAP_INSERT(NETLAT_MAP_TX_SKB));
+            upsert(&tx_skb, NETLAT_MAP_TX_SKB, (__u64)skb, &e);
             return;
         }
         struct ring *r = ring_get(&tx_ring, NETLAT_MAP_TX_RING, sk, 0, NETLAT_SEG_TX_TRANSPORT_TO_NETWORK);
@@ -546,9 +553,7 @@ static __always_inline void tx_join(const struct sk_buff *skb, int stage, __u64 
             count_unmatched(segment_into(stage), NETLAT_UNMATCHED_NO_START);
     }
     count(NETLAT_CTR_STAGE(stage));
-    __u64 key = (__u64)skb;
-    bpf_map_update_elem(&tx_skb, &key, &e, BPF_ANY);
-    count(NETLAT_CTR_MAP_INSERT(NETLAT_MAP_TX_SKB));
+    upsert(&tx_skb, NETLAT_MAP_TX_SKB, (__u64)skb, &e);
 }
 
 /* Looks up an skb entry and checks it is fresh; counts stale ones. */
@@ -618,9 +623,7 @@ static __always_inline void rx_driver(const struct sk_buff *skb)
     __u64 now = bpf_ktime_get_ns();
     struct skb_entry e = {.ts_first = now, .ts_prev = now, .netns = netns, .proto = p.proto,
                           .family = p.family, .prev_stage = NETLAT_STAGE_RX_DRIVER};
-    __u64 key = (__u64)skb;
-    bpf_map_update_elem(&rx_skb, &key, &e, BPF_ANY);
-    count(NETLAT_CTR_MAP_INSERT(NETLAT_MAP_RX_SKB));
+    upsert(&rx_skb, NETLAT_MAP_RX_SKB, (__u64)skb, &e);
     count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_DRIVER));
 }
 
