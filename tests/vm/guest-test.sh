@@ -9,6 +9,7 @@ MODES="kprobe fentry tracepoint auto"
 LISTEN=127.0.0.1:9810
 LOAD_COUNT=1000          # messages per netlat-load run
 LOAD_CASES="tcp4 tcp6 udp4 udp6"
+LOAD_PORT=47810          # netlat-load's server port; the test config filters netlatd on it
 DRAIN_WAIT=3             # seconds to wait after a run so netlatd's drain interval has passed
 START_TIMEOUT=180        # seconds for netlatd to serve /metrics (BPF load under TCG is slow)
 LOAD_TIMEOUT=240         # seconds for one netlat-load run
@@ -25,7 +26,8 @@ netlatd_cmd() {
 # measurements on stdout.
 load_cmd() {
   local proto=${1%?} family=${1#???}
-  echo netlat-load --proto "$proto" --family "$family" --count "$LOAD_COUNT" --json
+  echo netlat-load --proto "$proto" --family "$family" --count "$LOAD_COUNT" --port "$LOAD_PORT" \
+    --json
 }
 # ---------------------------------------------------------------------------------------------
 

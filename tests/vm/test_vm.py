@@ -26,9 +26,15 @@ MODULES = ["veth", "sch_ingress", "cls_bpf", "act_bpf"]  # =m in the cloud kerne
 # Test config for netlatd: fine buckets (so interpolated medians are close) and a short drain
 # interval (so each run's observations are exported before the next scrape). Adapt the keys here
 # if the config schema changes; test_vm.py validates it with --check-config first.
-TEST_CONFIG = """\
+# netlatd watches only netlat-load's server port (as tests/accuracy does), so tx is the server's
+# replies and rx the client's requests as read by the server: one direction each, matching one
+# netlat-load figure each (see vmreport.py).
+LOAD_PORT = 47810
+TEST_CONFIG = f"""\
 interval: 1s
-buckets: {min: 100ns, max: 4s, per_octave: 16}
+buckets: {{min: 100ns, max: 4s, per_octave: 16}}
+filters:
+  local_ports: [{LOAD_PORT}]
 """
 TEST_CONFIG_DRAIN_WAIT = 3  # s: > interval, plus the slowness of TCG
 
@@ -165,7 +171,7 @@ def full(args):
     kinfo = fetch_kernel(args.cache)
 
     files = []
-    params = [f'MODES="{args.modes}"', f"LOAD_COUNT={args.count}"]
+    params = [f'MODES="{args.modes}"', f"LOAD_COUNT={args.count}", f"LOAD_PORT={LOAD_PORT}"]
     cfg_note = "embedded default"
     if not args.no_config:
         cfg = os.path.join(out, "netlatd-test.yaml")
@@ -176,7 +182,7 @@ def full(args):
             files.append((cfg, "/guest/netlatd-test.yaml"))
             params += ["NETLATD_CONFIG=/guest/netlatd-test.yaml",
                        f"DRAIN_WAIT={TEST_CONFIG_DRAIN_WAIT}"]
-            cfg_note = "test config (fine buckets, 1 s interval)"
+            cfg_note = f"test config (fine buckets, 1 s interval, local_ports [{LOAD_PORT}])"
         else:
             # Not fatal: the default config still exercises every mode; accuracy is then
             # judged with the default buckets and the report says so.
