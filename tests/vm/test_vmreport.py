@@ -239,6 +239,30 @@ class CheckTest(unittest.TestCase):
         _, failures = analyse(self.root)
         self.assertTrue(any("disabled but netlatd's log gives no reason" in f for f in failures))
 
+    def test_disabled_stage_with_its_reason_passes(self):
+        make_run(self.root, disabled={("tx", "transport")},
+                 log="warning stage tx/transport: disabled: kernel lacks tracepoint x\n")
+        _, failures = analyse(self.root)
+        self.assertEqual(failures, [])
+
+    def test_each_disabled_stage_needs_its_own_reason(self):
+        make_run(self.root, disabled={("tx", "transport"), ("rx", "queued")},
+                 log="warning stage tx/transport: disabled: kernel lacks tracepoint x\n")
+        _, failures = analyse(self.root)
+        self.assertTrue(any("stage rx/queued disabled without a reason" in f for f in failures),
+                        failures)
+
+    def test_a_faster_run_with_netlatd_excuses_nothing(self):
+        make_run(self.root, load_tx=30.0)  # netlatd ~20 us
+        base = self._baseline(45.0)  # netlat-load slower WITHOUT netlatd: not netlatd's cost
+        res = self._kprobe()
+        try:
+            vmreport.ACCURACY_POLICY = "bracket"
+            failures = vmreport.check(res, ["kprobe"], base)
+            self.assertTrue(any("accuracy (bracket) tcp4 tx" in f for f in failures), failures)
+        finally:
+            vmreport.ACCURACY_POLICY = "strict"
+
     def test_missing_mode_fails(self):
         make_run(self.root, modes=("kprobe", "fentry", "auto"))
         _, failures = analyse(self.root)
