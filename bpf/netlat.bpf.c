@@ -72,8 +72,9 @@ struct {
 struct tx_thread_val {
     __u64 ts_socket;
     __u64 ts_transport; /* 0 until the transport stage ran for this call */
-    __u64 sk;
+    __u64 sk;           /* 0 until known: the syscall hooks do not resolve the fd */
     __u64 msg; /* the msghdr the transport stage saw last: a new one is a new call (sendmmsg) */
+    __s64 syscall; /* the send syscall's number (syscall hooks), -1 for function hooks */
 };
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -415,31 +416,60 @@ static __always_inline void tx_socket(const struct sock *sk, __u64 now)
     __u8 proto, family;
     if (!sk || sock_kind(sk, &proto, &family) || !sock_wanted(sk) || !sampled()) return;
     __u64 id = bpf_get_current_pid_tgid();
-    struct tx_thread_val v = {.ts_socket = now, .sk = (__u64)sk};
+    struct tx_thread_val v = {.ts_socket = now, .sk = (__u64)sk, .syscall = -1};
     upsert(&tx_thread, NETLAT_MAP_TX_THREAD, id, &v);
     count(NETLAT_CTR_STAGE(NETLAT_STAGE_TX_SOCKET));
 }
 
-/* The socket behind a file descriptor of the current task, or NULL if it is not a socket. */
-static __always_inline struct sock *fd_to_sock(long fd)
+/* socket stage from a send syscall's entry (tracepoint mode): which socket the fd is, and whether
+ * it is one at all, is left to the stage that joins it (transport, or network for UDP), which
+ * knows the socket and checks that the thread is still inside this syscall. Resolving the fd here
+ * cost more than the rest of the handler, on every write(2) of the system. */
+static __always_inline void tx_syscall(long nr, __u64 now)
+{
+    if (!sampled()) return;
+    __u64 id = bpf_get_current_pid_tgid();
+    struct tx_thread_val *t = bpf_map_lookup_elem(&tx_thread, &id);
+    if (t) {
+        t->ts_socket = now;
+        t->ts_transport = 0;
+        t->sk = 0;
+        t->msg = 0;
+        t->syscall = nr;
+        return;
+    }
+    struct tx_thread_val v = {.ts_socket = now, .syscall = nr};
+    upsert(&tx_thread, NETLAT_MAP_TX_THREAD, id, &v);
+}
+
+/* The number of the syscall the current thread is in (-1 outside one). */
+static __always_inline long current_syscall(void)
 {
     struct task_struct *task = bpf_get_current_task_btf();
-    struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-    if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds)) return 0;
-    struct file **fds = BPF_CORE_READ(fdt, fd);
-    struct file *f = 0;
-    if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f) return 0;
-    if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK) return 0;
-    struct socket *sock = BPF_CORE_READ(f, private_data);
-    return BPF_CORE_READ(sock, sk);
+    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+    return BPF_CORE_READ(regs, orig_ax);
+}
+
+/* The current thread's send call on sk, if this is it: known by its socket (function hooks), or
+ * by the syscall it is still in (syscall hooks; the socket is bound on first use). */
+static __always_inline struct tx_thread_val *tx_call_of(const struct sock *sk, __u64 id)
+{
+    struct tx_thread_val *t = bpf_map_lookup_elem(&tx_thread, &id);
+    if (!t) return 0;
+    if (t->sk) return t->sk == (__u64)sk ? t : 0;
+    if (t->syscall < 0 || current_syscall() != t->syscall) return 0;
+    if (!sock_wanted(sk)) return 0;
+    t->sk = (__u64)sk;
+    count(NETLAT_CTR_STAGE(NETLAT_STAGE_TX_SOCKET));
+    return t;
 }
 
 /* transport stage, TCP: the first pass of a call records where its data ends in the byte stream. */
 static __always_inline void tx_transport_tcp(const struct sock *sk, const struct msghdr *msg)
 {
     __u64 id = bpf_get_current_pid_tgid();
-    struct tx_thread_val *t = bpf_map_lookup_elem(&tx_thread, &id);
-    if (!t || t->sk != (__u64)sk) {
+    struct tx_thread_val *t = tx_call_of(sk, id);
+    if (!t) {
         __u8 proto, family;
         if (!sock_kind(sk, &proto, &family) && sock_wanted(sk))
             count_unmatched(NETLAT_SEG_TX_SOCKET_TO_TRANSPORT, NETLAT_UNMATCHED_NO_START);
@@ -467,8 +497,8 @@ static __always_inline void tx_transport_tcp(const struct sock *sk, const struct
 static __always_inline void tx_transport_udp(const struct sock *sk)
 {
     __u64 id = bpf_get_current_pid_tgid();
-    struct tx_thread_val *t = bpf_map_lookup_elem(&tx_thread, &id);
-    if (!t || t->sk != (__u64)sk) return;
+    struct tx_thread_val *t = tx_call_of(sk, id);
+    if (!t) return;
     t->ts_transport = bpf_ktime_get_ns();
     count(NETLAT_CTR_STAGE(NETLAT_STAGE_TX_TRANSPORT));
 }
@@ -542,12 +572,8 @@ static __always_inline void tx_join(const struct sk_buff *skb, int stage, __u64 
             count_unmatched(segment_into(stage), NETLAT_UNMATCHED_NO_START);
         }
     } else {
-        struct tx_thread_val *t = 0;
-        if (bpf_get_current_task_btf()) {
-            __u64 id = current_pid_tgid();
-            t = bpf_map_lookup_elem(&tx_thread, &id);
-        }
-        if (t && t->sk == (__u64)sk)
+        struct tx_thread_val *t = tx_call_of(sk, current_pid_tgid());
+        if (t)
             tx_call_joined(&e, t->ts_socket, t->ts_transport, stage, now);
         else
             count_unmatched(segment_into(stage), NETLAT_UNMATCHED_NO_START);
@@ -799,9 +825,7 @@ static __always_inline void skb_freed(const struct sk_buff *skb, int dropped)
     SEC("tp/syscalls/sys_enter_" #name)                                      \
     int tp_sys_enter_##name(struct trace_event_raw_sys_enter *ctx)          \
     {                                                                        \
-        __u64 now = bpf_ktime_get_ns();                                      \
-        struct sock *sk = fd_to_sock(ctx->args[0]);                          \
-        if (sk) tx_socket(sk, now);                                          \
+        tx_syscall((int)ctx->id, bpf_ktime_get_ns()); /* __syscall_nr: 32-bit */ \
         return 0;                                                            \
     }
 SYS_ENTER_SEND(sendto)
