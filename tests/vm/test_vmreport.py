@@ -263,6 +263,15 @@ class CheckTest(unittest.TestCase):
         finally:
             vmreport.ACCURACY_POLICY = "strict"
 
+    def test_stage_info_per_protocol_is_merged(self):
+        text = ('netlatd_stage_info{direction="tx",hook="udp:none",mode="none",'
+                'stage="transport"} 1\n'
+                'netlatd_stage_info{direction="tx",hook="tcp_sendmsg_locked",mode="tracepoint",'
+                'stage="transport"} 1\n')
+        info = vmreport.stage_info(vmreport.parse_prom(text))
+        self.assertEqual(info[("tx", "transport")]["mode"], "tracepoint")
+        self.assertIn("udp:none", info[("tx", "transport")]["hook"])
+
     def test_missing_mode_fails(self):
         make_run(self.root, modes=("kprobe", "fentry", "auto"))
         _, failures = analyse(self.root)

@@ -123,11 +123,23 @@ def hist_diff(after, before):
 
 def stage_info(samples):
     """-> {(direction, stage): {"hook": ..., "mode": ...}} from netlatd_stage_info."""
-    out = {}
+    # A stage may have one series per protocol (e.g. tx/transport in tracepoint mode on 6.18:
+    # tracepoint tcp_sendmsg_locked for TCP, hook "udp:none" mode none for UDP): merge them, the
+    # stage counts as disabled only when every series is.
+    rows = {}
     for n, lab, v in samples or []:
         if n == "netlatd_stage_info" and v == 1:
-            out[(lab.get("direction", ""), lab.get("stage", ""))] = {
-                "hook": lab.get("hook", ""), "mode": lab.get("mode", "")}
+            rows.setdefault((lab.get("direction", ""), lab.get("stage", "")), []).append(
+                (lab.get("mode", ""), lab.get("hook", "")))
+    out = {}
+    for key, entries in rows.items():
+        entries.sort(key=lambda e: e[0] == "none")  # hooked series first
+        if len(entries) == 1:
+            out[key] = {"mode": entries[0][0], "hook": entries[0][1]}
+            continue
+        live = [e for e in entries if e[0] != "none"]
+        out[key] = {"mode": "+".join(sorted({m for m, _ in live})) if live else "none",
+                    "hook": "; ".join(f"{m}: {h}" for m, h in entries)}
     return out
 
 
