@@ -39,7 +39,8 @@ std::string name_of(const Case& c) {
 std::string accuracy_config(int port) {
     return "interval: 100ms\n"
            "buckets: {min: 100ns, max: 100ms, per_octave: 16}\n"
-           "filters:\n  local_ports: [" + std::to_string(port) + "]\n";
+           "filters:\n  local_ports: [" +
+           std::to_string(port) + "]\n";
 }
 
 void append_report(const std::string& row) {
@@ -80,28 +81,26 @@ TEST_P(Accuracy, MediansMatchKernelTimestamps) {
     };
     const double sent = kMessages + kWarmup;
     for (const Check& k : checks) {
-        auto buckets = histogram_buckets(samples, "netlatd_stack_latency_seconds",
-                                         {{"direction", k.direction},
-                                          {"segment", k.segment},
-                                          {"protocol", c.proto}});
+        auto buckets = histogram_buckets(
+            samples, "netlatd_stack_latency_seconds",
+            {{"direction", k.direction}, {"segment", k.segment}, {"protocol", c.proto}});
         ASSERT_FALSE(buckets.empty()) << k.direction << " " << k.segment;
         const double count = buckets.back().second;
         const double netlatd_p50_us = histogram_quantile(0.5, buckets) * 1e6;
         const double tolerance_us = std::max(0.10 * k.kernel_p50_us, 2.0);
         const double join = count / sent;
         // A total that matches the kernel's "total": the rx total too, for the record.
-        double rx_total_join = metric_value(samples, "netlatd_stack_latency_seconds_count",
-                                            {{"direction", k.direction},
-                                             {"segment", "total"},
-                                             {"protocol", c.proto}}) /
-                               sent;
+        double rx_total_join =
+            metric_value(
+                samples, "netlatd_stack_latency_seconds_count",
+                {{"direction", k.direction}, {"segment", "total"}, {"protocol", c.proto}}) /
+            sent;
         char row[512];
-        std::snprintf(row, sizeof(row),
-                      "| %s | %s %s | %s | %.2f | %.2f | %+.2f | %.2f | %.1f%% | %.1f%% |",
-                      name_of(c).c_str(), k.direction.c_str(), k.segment.c_str(),
-                      k.kernel_figure.c_str(), k.kernel_p50_us, netlatd_p50_us,
-                      netlatd_p50_us - k.kernel_p50_us, tolerance_us, 100 * join,
-                      100 * rx_total_join);
+        std::snprintf(
+            row, sizeof(row), "| %s | %s %s | %s | %.2f | %.2f | %+.2f | %.2f | %.1f%% | %.1f%% |",
+            name_of(c).c_str(), k.direction.c_str(), k.segment.c_str(), k.kernel_figure.c_str(),
+            k.kernel_p50_us, netlatd_p50_us, netlatd_p50_us - k.kernel_p50_us, tolerance_us,
+            100 * join, 100 * rx_total_join);
         append_report(row);
         std::printf("%s\n", row);
         EXPECT_LE(std::fabs(netlatd_p50_us - k.kernel_p50_us), tolerance_us)
