@@ -29,7 +29,7 @@ def hist_lines(direction, segment, proto, values_s, n_buckets=200, lo=1e-7):
     return out
 
 
-def metrics(scale, tx_us=20.0, rx_us=40.0, skip=(), disabled=(), t2s_us=None):
+def metrics(scale, tx_us=20.0, rx_us=40.0, skip=(), disabled=(), t2s_us=None, mode="kprobe"):
     """Cumulative scrape after `scale` runs of 100 messages each."""
     lines = []
     for proto in ("tcp", "udp"):
@@ -44,9 +44,9 @@ def metrics(scale, tx_us=20.0, rx_us=40.0, skip=(), disabled=(), t2s_us=None):
                 lines += hist_lines(d, s, proto, vals)
     for d, stages in (("tx", vmreport.TX_STAGES), ("rx", vmreport.RX_STAGES)):
         for st in stages:
-            mode = "none" if (d, st) in disabled else "kprobe"
+            smode = "none" if (d, st) in disabled else mode
             lines.append(f'netlatd_stage_info{{direction="{d}",stage="{st}",hook="h",'
-                         f'mode="{mode}"}} 1')
+                         f'mode="{smode}"}} 1')
     return "\n".join(lines) + "\n"
 
 
@@ -62,6 +62,10 @@ def load_doc(case, tx_us, rx_us):
                                  "tx_driver": dist(999.0), "rx": dist(rx_us)},
             "server_to_client": {"tx_side": "server", "rx_side": "client",
                                  "tx_driver": dist(tx_us), "rx": dist(999.0)}}
+
+
+def hook_mode(m):
+    return {"fentry": "fentry", "tracepoint": "tracepoint"}.get(m, "kprobe")
 
 
 def make_run(root, modes=("kprobe", "fentry", "tracepoint", "auto"), exit_code=0,
@@ -82,11 +86,12 @@ def make_run(root, modes=("kprobe", "fentry", "tracepoint", "auto"), exit_code=0
           "".join(f"load_{c} rc=0 seconds=1.0\n" for c in cases) +
           "stop_seconds=0.3\nmode_seconds=20\n")
         w("netlatd.log", log)
-        w("metrics-00-start.txt", metrics(0, skip=skip, disabled=disabled, t2s_us=t2s_us))
+        kw = {"skip": skip, "disabled": disabled, "t2s_us": t2s_us, "mode": hook_mode(m)}
+        w("metrics-00-start.txt", metrics(0, **kw))
         for i, c in enumerate(cases, 1):
-            w(f"metrics-0{i}-{c}.txt", metrics(i, skip=skip, disabled=disabled, t2s_us=t2s_us))
+            w(f"metrics-0{i}-{c}.txt", metrics(i, **kw))
             w(f"load-{c}.json", json.dumps(load_doc(c, load_tx, load_rx)))
-        w("metrics-final.txt", metrics(4, skip=skip, disabled=disabled, t2s_us=t2s_us))
+        w("metrics-final.txt", metrics(4, **kw))
     return cases
 
 
@@ -271,6 +276,18 @@ class CheckTest(unittest.TestCase):
         info = vmreport.stage_info(vmreport.parse_prom(text))
         self.assertEqual(info[("tx", "transport")]["mode"], "tracepoint")
         self.assertIn("udp:none", info[("tx", "transport")]["hook"])
+
+    def test_forced_mode_must_not_fall_back(self):
+        make_run(self.root)
+        path = os.path.join(self.root, "files", "fentry", "metrics-final.txt")
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace('stage="socket",hook="h",mode="fentry"',
+                                 'stage="socket",hook="h",mode="kprobe"'))
+        _, failures = analyse(self.root)
+        self.assertTrue(any("fentry: stage" in f and "uses mode kprobe" in f for f in failures),
+                        failures)
 
     def test_missing_mode_fails(self):
         make_run(self.root, modes=("kprobe", "fentry", "auto"))

@@ -411,6 +411,15 @@ def check(results, modes, baseline=None):
                     failures.append(f"{what}: netlatd {a['netlatd']:.1f} us vs netlat-load "
                                     f"{a['load']:.1f} us (tolerance {a['tol']:.1f} us; baseline "
                                     f"{fmt_us(a['base'])} us)")
+        # A forced mode must not fall back to another family: each stage is hooked in that mode
+        # (tracepoint mode may use netfilter links and cgroup hooks too) or disabled.
+        allowed = {"kprobe": {"kprobe", "none"}, "fentry": {"fentry", "none"},
+                   "tracepoint": {"tracepoint", "netfilter", "cgroup", "none"}}.get(mode)
+        if allowed:
+            for k, v in r["stage_info"].items():
+                if not set(v["mode"].split("+")) <= allowed:
+                    failures.append(f"{mode}: stage {k} uses mode {v['mode']} ({v['hook']}) "
+                                    f"under --probe-mode {mode}")
         if mode in ("tracepoint", "auto"):
             info = r["stage_info"]
             missing = [f"{d}/{s}" for d, ss in (("tx", TX_STAGES), ("rx", RX_STAGES)) for s in ss
