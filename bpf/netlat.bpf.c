@@ -645,7 +645,10 @@ static __always_inline void rx_driver(const struct sk_buff *skb)
     if (!parse_l3(skb, BPF_CORE_READ(skb, data), &p)) return;
     const struct net_device *dev = BPF_CORE_READ(skb, dev);
     __u32 netns = netns_of_dev(dev);
-    if (!flow_wanted(p.dst_port, p.src_port, netns) || !dev_wanted(dev) || !sampled()) return;
+    if (!flow_wanted(p.dst_port, p.src_port, netns) || !dev_wanted(dev)) return;
+    /* UDP reads are joined by their order on the socket, so every datagram of a socket is
+     * followed: sampling applies to TCP, whose reads are joined by sequence. */
+    if (p.proto == NETLAT_PROTO_TCP && !sampled()) return;
     __u64 now = bpf_ktime_get_ns();
     struct skb_entry e = {.ts_first = now, .ts_prev = now, .netns = netns, .proto = p.proto,
                           .family = p.family, .prev_stage = NETLAT_STAGE_RX_DRIVER};
@@ -730,6 +733,12 @@ static __always_inline void rx_queued_udp(const struct sock *sk, __u64 now)
         record(NETLAT_SEG_RX_STACK, NETLAT_PROTO_UDP, e->family, e->netns, now, e->ts_first);
         count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_QUEUED));
         __u32 pos = __sync_fetch_and_add(&r->pushed, 1);
+        if ((__s32)(r->popped - pos) > 0) {
+            /* Its read already ran: the reader took the datagram off the queue before the
+             * wakeup hook ran (it counted no_start). The position is used up, nothing to keep. */
+            if (!bpf_map_delete_elem(&rx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_SKB));
+            continue;
+        }
         struct ring_slot *s = &r->slot[pos % RING_SLOTS];
         s->tag = 0;
         s->t0 = e->ts_first;
@@ -769,7 +778,10 @@ static __always_inline void rx_socket(const struct sock *sk, int ret, int flags)
     if (ret <= 0 || (flags & (MSG_PEEK | MSG_ERRQUEUE))) return;
     __u8 proto, family;
     if (!sk || sock_kind(sk, &proto, &family)) return;
-    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 0, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
+    /* UDP reads count positions from the first one, so they create the ring too. */
+    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, sk,
+                              proto == NETLAT_PROTO_UDP && sock_wanted(sk),
+                              NETLAT_SEG_RX_QUEUED_TO_SOCKET);
     if (!r) return;
     __u64 now = bpf_ktime_get_ns();
     if (proto == NETLAT_PROTO_TCP) {
@@ -783,13 +795,15 @@ static __always_inline void rx_socket(const struct sock *sk, int ret, int flags)
         }
         return;
     }
+    /* Each read takes the next FIFO position, whether or not its datagram was pushed yet: a read
+     * that overtakes the wakeup hook keeps its position, and the late push sees it was read. */
     __u32 pos = __sync_fetch_and_add(&r->popped, 1);
-    if (r->pushed - pos > RING_SLOTS || (__s32)(r->pushed - pos) <= 0) {
-        /* Overwritten before it was read, or read before we saw it queued. */
-        count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET,
-                        (__s32)(r->pushed - pos) <= 0 ? NETLAT_UNMATCHED_NO_START
-                                                       : NETLAT_UNMATCHED_RING_FULL);
-        if ((__s32)(r->pushed - pos) <= 0) __sync_fetch_and_add(&r->popped, -1);
+    if ((__s32)(r->pushed - pos) <= 0) {
+        count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET, NETLAT_UNMATCHED_NO_START);
+        return;
+    }
+    if (r->pushed - pos > RING_SLOTS) {
+        count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET, NETLAT_UNMATCHED_RING_FULL);
         return;
     }
     struct ring_slot *s = &r->slot[pos % RING_SLOTS];
