@@ -214,6 +214,13 @@ void judge(const std::string& what, const std::string& proto, const Medians& bas
     }
 }
 
+void pin_to_cpu(int cpu) {
+    cpu_set_t cpus;
+    CPU_ZERO(&cpus);
+    CPU_SET(cpu, &cpus);
+    sched_setaffinity(0, sizeof(cpus), &cpus);
+}
+
 // A busy loop at SCHED_IDLE priority on the traffic CPU for the length of a test. The CPU never
 // goes idle, so how fast a woken reader runs does not depend on how long the CPU idled before (a
 // 1 ms verdict wait would otherwise change that, and move queued_to_socket through the
@@ -223,10 +230,7 @@ class IdleSpinner {
     IdleSpinner() {
         pid_ = fork();
         if (pid_ == 0) {
-            cpu_set_t cpus;
-            CPU_ZERO(&cpus);
-            CPU_SET(kTrafficCpu, &cpus);
-            sched_setaffinity(0, sizeof(cpus), &cpus);
+            pin_to_cpu(kTrafficCpu);
             sched_param param{};
             sched_setscheduler(0, SCHED_IDLE, &param);
             for (;;) asm volatile("" ::: "memory");
@@ -274,10 +278,7 @@ class NfqDelay {
         if (pipe(out) != 0) throw std::runtime_error("pipe");
         pid_ = fork();
         if (pid_ == 0) {
-            cpu_set_t cpus;
-            CPU_ZERO(&cpus);
-            CPU_SET(kTrafficCpu, &cpus);
-            sched_setaffinity(0, sizeof(cpus), &cpus);
+            pin_to_cpu(kTrafficCpu);
             dup2(out[1], 1);
             close(out[0]);
             close(out[1]);

@@ -116,51 +116,39 @@ void run_veth(const Mixed& m, int messages) {
               messages);
 }
 
-TEST(InterfaceFilter, LoopbackOnlyExcludesVethTraffic) {
-    Mixed m;
-    Daemon d(config_with("  interfaces: [lo]\n"));
+// Runs netlatd with one filter, then `selected` exchanges that the filter keeps and `other` that
+// it drops (veth first or loopback first), and checks every series counts only the kept ones.
+void expect_only(Mixed& m, const std::string& filter, bool veth_selected, int expected) {
+    Daemon d(config_with(filter));
     ASSERT_TRUE(d.running()) << d.log();
     ASSERT_NO_FATAL_FAILURE(wait_hooked(d, m.pair));
-    ASSERT_NO_FATAL_FAILURE(run_loopback(m.port, kSelected));
-    ASSERT_NO_FATAL_FAILURE(run_veth(m, kOther));
-    check_counts(d, "udp", 2 * kSelected);
+    ASSERT_NO_FATAL_FAILURE(veth_selected ? run_veth(m, kSelected) : run_loopback(m.port, kSelected));
+    ASSERT_NO_FATAL_FAILURE(veth_selected ? run_loopback(m.port, kOther) : run_veth(m, kOther));
+    check_counts(d, "udp", expected);
     EXPECT_EQ(d.stop(), 0) << d.log();
+}
+
+TEST(InterfaceFilter, LoopbackOnlyExcludesVethTraffic) {
+    Mixed m;
+    expect_only(m, "  interfaces: [lo]\n", false, 2 * kSelected);
 }
 
 TEST(InterfaceFilter, VethNamesSelectVethTrafficOnly) {
     Mixed m;
-    Daemon d(config_with("  interfaces: [" + m.pair.veth_a + ", " + m.pair.veth_b + "]\n"));
-    ASSERT_TRUE(d.running()) << d.log();
-    ASSERT_NO_FATAL_FAILURE(wait_hooked(d, m.pair));
-    ASSERT_NO_FATAL_FAILURE(run_veth(m, kSelected));
-    ASSERT_NO_FATAL_FAILURE(run_loopback(m.port, kOther));
-    check_counts(d, "udp", 2 * kSelected);
-    EXPECT_EQ(d.stop(), 0) << d.log();
+    expect_only(m, "  interfaces: [" + m.pair.veth_a + ", " + m.pair.veth_b + "]\n", true, 2 * kSelected);
 }
 
 // netns: [inode of B]: only what happens inside B: the server's rx (requests) and tx (replies);
 // the client's end in A and the loopback traffic in netlatd's namespace are excluded.
 TEST(NetnsFilter, NamespaceInodeSelectsOnlyThatNamespace) {
     Mixed m;
-    Daemon d(config_with("  netns: [" + std::to_string(NetnsPair::inode(m.pair.ns_b)) + "]\n"));
-    ASSERT_TRUE(d.running()) << d.log();
-    ASSERT_NO_FATAL_FAILURE(wait_hooked(d, m.pair));
-    ASSERT_NO_FATAL_FAILURE(run_veth(m, kSelected));
-    ASSERT_NO_FATAL_FAILURE(run_loopback(m.port, kOther));
-    check_counts(d, "udp", kSelected);
-    EXPECT_EQ(d.stop(), 0) << d.log();
+    expect_only(m, "  netns: [" + std::to_string(NetnsPair::inode(m.pair.ns_b)) + "]\n", true, kSelected);
 }
 
 // netns: [inode of A]: the client's end only; B's server and the loopback traffic add nothing.
 TEST(NetnsFilter, OtherNamespaceInodeSelectsTheOtherEnd) {
     Mixed m;
-    Daemon d(config_with("  netns: [" + std::to_string(NetnsPair::inode(m.pair.ns_a)) + "]\n"));
-    ASSERT_TRUE(d.running()) << d.log();
-    ASSERT_NO_FATAL_FAILURE(wait_hooked(d, m.pair));
-    ASSERT_NO_FATAL_FAILURE(run_veth(m, kSelected));
-    ASSERT_NO_FATAL_FAILURE(run_loopback(m.port, kOther));
-    check_counts(d, "udp", kSelected);
-    EXPECT_EQ(d.stop(), 0) << d.log();
+    expect_only(m, "  netns: [" + std::to_string(NetnsPair::inode(m.pair.ns_a)) + "]\n", true, kSelected);
 }
 
 }  // namespace
