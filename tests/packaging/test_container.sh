@@ -31,17 +31,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# runc (crun refuses this host's hybrid cgroup layout); keep the host's rlimits (raising is not
-# permitted here).
-cat > "$work/containers.conf" <<'CONF'
-[containers]
-default_ulimits = []
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-CONF
-export CONTAINERS_CONF=$work/containers.conf
+. "$(dirname "$0")/podman-env.sh"
+podman_env "$work"
 
 "$repo/packaging/container/build-image.sh" "$netlatd" "$image" "$work/out" > "$work/image-name" \
   || fail "image build"

@@ -34,15 +34,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-cat > "$work/containers.conf" <<'CONF'
-[containers]
-default_ulimits = []
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-CONF
-export CONTAINERS_CONF=$work/containers.conf
+. "$(dirname "$0")/podman-env.sh"
+podman_env "$work"
 
 # Reference: netlatd as full root on the host.
 host_port=$("$probe" free-port)
