@@ -46,12 +46,7 @@ grep -qE '(^|/)bin/sh$' "$work/files" && fail "image carries a shell"
 echo "image files: $(grep -vc '/$' "$work/files")"
 
 # Reference: netlatd directly on the host, full privileges.
-host_port=$("$probe" free-port)
-"$netlatd" --listen "127.0.0.1:$host_port" > "$work/host.log" 2>&1 &
-host_pid=$!
-"$probe" wait "http://127.0.0.1:$host_port/metrics" 30 || { cat "$work/host.log"; fail "host netlatd"; }
-"$probe" summary "http://127.0.0.1:$host_port/metrics" 10 > "$work/host.json"
-kill "$host_pid"; wait "$host_pid" || true; host_pid=
+host_reference
 
 caps=$(sed 's/CAP_//g; s/ /,/g' "$repo/packaging/capabilities.txt")
 port=$("$probe" free-port)

@@ -38,12 +38,7 @@ trap cleanup EXIT
 podman_env "$work"
 
 # Reference: netlatd as full root on the host.
-host_port=$("$probe" free-port)
-"$netlatd" --listen "127.0.0.1:$host_port" > "$work/host.log" 2>&1 &
-host_pid=$!
-"$probe" wait "http://127.0.0.1:$host_port/metrics" 30 || { cat "$work/host.log"; fail "host netlatd"; }
-"$probe" summary "http://127.0.0.1:$host_port/metrics" 10 > "$work/host.json"
-kill "$host_pid"; wait "$host_pid" || true; host_pid=
+host_reference
 
 # The machine's root: host /usr (read-only, bound at run), merged-/usr symlinks, a copy of /etc
 # with no enabled units, and netlatd installed under /opt/netlatd (the install rules, prefix
