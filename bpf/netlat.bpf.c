@@ -41,6 +41,8 @@ const volatile __u32 cfg_n_ifaces = 0;
 const volatile char cfg_ifaces[NETLAT_MAX_IFACES][NETLAT_IFNAMSIZ] = {};
 const volatile __u32 cfg_n_netns = 0;
 const volatile __u32 cfg_netns[NETLAT_MAX_NETNS] = {};
+/* sendto, sendmsg, sendmmsg, write, writev: filled by the daemon; -1 never matches */
+const volatile long cfg_send_syscalls[NETLAT_SEND_SYSCALLS] = {-1, -1, -1, -1, -1};
 
 /* ---- histograms and counters ---- */
 struct {
@@ -835,18 +837,19 @@ static __always_inline void skb_freed(const struct sk_buff *skb, int dropped)
 
 /* ================= entry points: tracepoint family ================= */
 
-#define SYS_ENTER_SEND(name)                                                 \
-    SEC("tp/syscalls/sys_enter_" #name)                                      \
-    int tp_sys_enter_##name(struct trace_event_raw_sys_enter *ctx)          \
-    {                                                                        \
-        tx_syscall((int)ctx->id, bpf_ktime_get_ns()); /* __syscall_nr: 32-bit */ \
-        return 0;                                                            \
+/* Every syscall's entry, by name through BTF (no tracefs): only the send syscalls go further. Their
+ * numbers are the daemon's (its architecture's <sys/syscall.h>), so the test is a few compares. */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(tp_sys_enter, struct pt_regs *regs, long id)
+{
+    for (int i = 0; i < NETLAT_SEND_SYSCALLS; i++) {
+        if (id == cfg_send_syscalls[i]) {
+            tx_syscall(id, bpf_ktime_get_ns());
+            break;
+        }
     }
-SYS_ENTER_SEND(sendto)
-SYS_ENTER_SEND(sendmsg)
-SYS_ENTER_SEND(sendmmsg)
-SYS_ENTER_SEND(write)
-SYS_ENTER_SEND(writev)
+    return 0;
+}
 
 SEC("tp_btf/tcp_sendmsg_locked")
 int BPF_PROG(tp_tcp_sendmsg_locked, const struct sock *sk, const struct msghdr *msg)

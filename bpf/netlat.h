@@ -192,5 +192,6 @@ struct netlat_hist {
 /* Port filters: a bitmap over all 65536 ports is too big for rodata; take a short list. */
 #define NETLAT_MAX_PORTS 16
 #define NETLAT_MAX_NETNS 16
+#define NETLAT_SEND_SYSCALLS 5 /* sendto, sendmsg, sendmmsg, write, writev */
 
 #endif /* NETLAT_H */

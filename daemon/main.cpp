@@ -65,9 +65,7 @@ int run(const netlatd::Config& config) {
     metrics.set_stage_info(probes->stage_info());
     MapFds fds = probes->map_fds();
     BpfMapReader reader(fds.hist, fds.counters, fds.entries);
-    std::vector<ProgramRef> programs;
-    for (auto& p : probes->programs()) programs.push_back({p.name, p.fd});
-    Drainer drainer(reader, metrics, std::move(programs));
+    Drainer drainer(reader, metrics, probes->programs());
 
     spdlog::info("netlatd {} serving http://{}/metrics (probe mode {}, interval {} ms)",
                  NETLATD_VERSION, config.listen, to_string(config.probe_mode),

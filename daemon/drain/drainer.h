@@ -11,13 +11,9 @@
 #include "bpf/netlat.h"
 #include "daemon/drain/map_reader.h"
 #include "daemon/metrics/metrics.h"
+#include "daemon/model/types.h"
 
 namespace netlatd {
-
-struct ProgramRef {  // a loaded BPF program whose kernel run statistics are exported
-    std::string name;
-    int fd;
-};
 
 class Drainer {
   public:

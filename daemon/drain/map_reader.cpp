@@ -8,7 +8,7 @@
 #include <cstring>
 #include <unordered_set>
 
-#include "daemon/metrics/names.h"
+#include "daemon/model/names.h"
 
 namespace netlatd {
 namespace {

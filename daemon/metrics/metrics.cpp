@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "daemon/metrics/buckets.h"
-#include "daemon/metrics/names.h"
+#include "daemon/model/names.h"
 
 namespace netlatd {
 namespace {

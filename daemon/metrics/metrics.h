@@ -17,12 +17,9 @@
 
 #include "bpf/netlat.h"
 #include "daemon/config/config.h"
+#include "daemon/model/types.h"
 
 namespace netlatd {
-
-struct StageInfo {  // one series of netlatd_stage_info
-    std::string direction, stage, hook, mode;
-};
 
 class Metrics {
   public:

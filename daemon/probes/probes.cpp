@@ -10,12 +10,12 @@
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <algorithm>
+#include <filesystem>
 #include <set>
 #include <thread>
 
-#include "daemon/metrics/names.h"
+#include "daemon/model/names.h"
 #include "netlat.skel.h"
 
 namespace netlatd {
@@ -30,17 +30,15 @@ constexpr int kNfprotoIpv6 = 10;
 
 std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
 
+std::string join(const std::vector<std::string>& parts, const std::string& separator) {
+    std::string out;
+    for (const auto& part : parts) out += (out.empty() ? "" : separator) + part;
+    return out;
+}
+
 std::string stage_name(netlat_stage stage) {
     return std::string(names::direction_of_stage(stage)) + "/" +
            std::string(names::kStages[stage].stage);
-}
-
-bool tracefs_has(const std::string& event) {
-    for (const char* root : {"/sys/kernel/tracing/events/", "/sys/kernel/debug/tracing/events/"}) {
-        std::error_code ec;
-        if (std::filesystem::exists(std::string(root) + event, ec)) return true;
-    }
-    return false;
 }
 
 // bpf(BPF_LINK_CREATE) for a netfilter hook, laid out as the kernel's union bpf_attr.
@@ -86,7 +84,26 @@ bool KernelFeatures::has_tp_btf(const std::string& tracepoint) const {
                                   BTF_KIND_TYPEDEF) >= 0;
 }
 
-bool KernelFeatures::has_tracepoint(const std::string& event) const { return tracefs_has(event); }
+std::string KernelFeatures::unusable(const HookCandidate& c, const HookProgram& p) const {
+    const std::string what = std::string(mode_label(c.kind)) + " " + p.target + ": ";
+    switch (c.kind) {
+        case HookKind::Fentry:
+            if (!fentry) return what + fentry_reason;
+            if (!has_function(p.target)) return what + "not a function in the kernel's BTF";
+            return "";
+        case HookKind::Kprobe:
+            if (!kprobe) return what + kprobe_reason;
+            if (!has_function(p.target)) return what + "not a function in the kernel's BTF";
+            return "";
+        case HookKind::TpBtf:
+            return has_tp_btf(p.target) ? "" : what + "no such tracepoint in the kernel's BTF";
+        case HookKind::Netfilter:
+            return netfilter_link ? ""
+                                  : "netfilter " + p.program +
+                                        ": the kernel has no netfilter BPF links (6.4+)";
+    }
+    return what + "unknown hook kind";
+}
 
 bool KernelFeatures::has_function(const std::string& function) const {
     return btf && btf->vmlinux &&
@@ -106,13 +123,13 @@ KernelFeatures KernelFeatures::probe() {
     std::error_code ec;
     k.kprobe = std::filesystem::exists("/sys/bus/event_source/devices/kprobe/type", ec);
     if (!k.kprobe)
-        k.kprobe_reason = "kprobes: the kernel has no kprobe support (CONFIG_KPROBES is off: "
+        k.kprobe_reason = "the kernel has no kprobe support (CONFIG_KPROBES is off: "
                           "no /sys/bus/event_source/devices/kprobe)";
 
     // fentry: load a do-nothing program on a traced function and attach it.
     int btf_id = btf__find_by_name_kind(k.btf->vmlinux, "tcp_sendmsg", BTF_KIND_FUNC);
     if (btf_id < 0) {
-        k.fentry_reason = "fentry: tcp_sendmsg is not in the kernel's BTF";
+        k.fentry_reason = "tcp_sendmsg, the test target, is not in the kernel's BTF";
     } else {
         struct bpf_insn insns[] = {
             {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
@@ -122,13 +139,13 @@ KernelFeatures KernelFeatures::probe() {
                     .attach_btf_id = static_cast<__u32>(btf_id));
         int prog = bpf_prog_load(BPF_PROG_TYPE_TRACING, "netlat_probe", "GPL", insns, 2, &opts);
         if (prog < 0) {
-            k.fentry_reason = "fentry: the kernel refuses fentry programs (" + errno_text(errno) +
+            k.fentry_reason = "the kernel refuses fentry programs (" + errno_text(errno) +
                               "; BPF trampolines or the function tracer are unavailable)";
         } else {
             int link = bpf_link_create(prog, 0, BPF_TRACE_FENTRY, nullptr);
             if (link < 0) {
                 k.fentry_reason =
-                    "fentry: attaching to tcp_sendmsg failed (" + errno_text(errno) + ")";
+                    "a test attach to tcp_sendmsg failed (" + errno_text(errno) + ")";
             } else {
                 k.fentry = true;
                 close(link);
@@ -176,9 +193,9 @@ Probes::~Probes() { detach_all(); }
 void Probes::choose(const Config& config, const KernelFeatures& kernel) {
     const ProbeMode mode = config.probe_mode;
     if (mode == ProbeMode::Fentry && !kernel.fentry)
-        throw ProbeError("--probe-mode fentry: " + kernel.fentry_reason);
+        throw ProbeError("--probe-mode fentry: fentry: " + kernel.fentry_reason);
     if (mode == ProbeMode::Kprobe && !kernel.kprobe)
-        throw ProbeError("--probe-mode kprobe: " + kernel.kprobe_reason);
+        throw ProbeError("--probe-mode kprobe: kprobes: " + kernel.kprobe_reason);
 
     auto allowed = [&](HookKind kind) {
         switch (mode) {
@@ -186,37 +203,24 @@ void Probes::choose(const Config& config, const KernelFeatures& kernel) {
             case ProbeMode::Fentry: return kind == HookKind::Fentry;
             case ProbeMode::Kprobe: return kind == HookKind::Kprobe;
             case ProbeMode::Tracepoint:
-                return kind == HookKind::TpBtf || kind == HookKind::Tracepoint ||
-                       kind == HookKind::Netfilter;
-        }
-        return false;
-    };
-    auto available = [&](const HookCandidate& c, const HookProgram& p) {
-        switch (c.kind) {
-            case HookKind::Fentry: return kernel.fentry && kernel.has_function(p.target);
-            case HookKind::Kprobe: return kernel.kprobe && kernel.has_function(p.target);
-            case HookKind::TpBtf: return kernel.has_tp_btf(p.target);
-            case HookKind::Tracepoint: return kernel.has_tracepoint(p.target);
-            case HookKind::Netfilter: return kernel.netfilter_link;
+                return kind == HookKind::TpBtf || kind == HookKind::Netfilter;
         }
         return false;
     };
 
     for (const StageHooks& stage : stage_table()) {
         StageChoice choice{stage.stage, nullptr, {}, {}};
-        std::vector<std::string> missing;
+        std::vector<std::string> tried;  // why each candidate tried is unusable
         for (const HookCandidate& c : stage.candidates) {
             if (!allowed(c.kind)) continue;
             std::vector<const HookProgram*> have;
             bool complete = true;
             for (const HookProgram& p : c.programs) {
-                if (available(c, p)) {
+                std::string why = kernel.unusable(c, p);
+                if (why.empty()) {
                     have.push_back(&p);
                 } else {
-                    std::string what = c.kind == HookKind::Netfilter
-                                           ? "netfilter BPF links (kernel 6.4+)"
-                                           : std::string(mode_label(c.kind)) + " " + p.target;
-                    missing.push_back(what);
+                    tried.push_back(why);
                     if (!p.optional) complete = false;
                 }
             }
@@ -227,8 +231,8 @@ void Probes::choose(const Config& config, const KernelFeatures& kernel) {
             }
         }
         if (!choice.candidate)
-            choice.reason = missing.empty() ? "no hook in probe mode " + std::string(to_string(mode))
-                                            : "kernel lacks " + missing.front();
+            choice.reason = tried.empty() ? "no hook in probe mode " + std::string(to_string(mode))
+                                          : join(tried, "; ");
         choices_.push_back(std::move(choice));
     }
 }
@@ -249,6 +253,9 @@ void Probes::configure(const Config& config) {
     for (size_t i = 0; i < f.interfaces.size() && i < NETLAT_MAX_IFACES; i++)
         std::strncpy(const_cast<char*>(ro->cfg_ifaces[i]), f.interfaces[i].c_str(),
                      NETLAT_IFNAMSIZ - 1);
+    const long send_syscalls[] = {SYS_sendto, SYS_sendmsg, SYS_sendmmsg, SYS_write, SYS_writev};
+    static_assert(std::size(send_syscalls) == NETLAT_SEND_SYSCALLS);
+    for (size_t i = 0; i < std::size(send_syscalls); i++) ro->cfg_send_syscalls[i] = send_syscalls[i];
     ro->cfg_n_netns = static_cast<__u32>(f.netns.size());
     for (size_t i = 0; i < f.netns.size() && i < NETLAT_MAX_NETNS; i++)
         ro->cfg_netns[i] = f.netns[i];
@@ -270,6 +277,10 @@ void Probes::configure(const Config& config) {
     for (const StageChoice& c : choices_)
         for (const HookProgram* p : c.programs) wanted.insert(p->program);
     for (const HookProgram& p : support_programs()) wanted.insert(p.program);
+    for (const std::string& name : wanted)
+        if (!bpf_object__find_program_by_name(skel_->obj, name.c_str()))
+            throw ProbeError("the BPF object has no program " + name +
+                             " (daemon/probes/stages.cpp and bpf/netlat.bpf.c disagree)");
     bpf_program* prog;
     bpf_object__for_each_program(prog, skel_->obj) {
         bool on = wanted.count(bpf_program__name(prog)) > 0;

@@ -11,8 +11,7 @@
 
 #include "bpf/netlat.h"
 #include "daemon/config/config.h"
-#include "daemon/drain/drainer.h"
-#include "daemon/metrics/metrics.h"
+#include "daemon/model/types.h"
 #include "daemon/probes/netns.h"
 #include "daemon/probes/stages.h"
 
@@ -21,18 +20,13 @@ struct bpf_link;
 
 namespace netlatd {
 
-// The maps the drain reads.
-struct MapFds {
-    int hist = -1, counters = -1;
-    std::array<int, NETLAT_MAP_COUNT> entries{};  // per netlat_map_id, for live-entry counts
-};
-
 // A start-up failure: one line naming what is missing or what failed.
 struct ProbeError : std::runtime_error {
     using runtime_error::runtime_error;
 };
 
-// What the kernel offers, probed once (BTF, tracefs, program types, a test attach).
+// What the kernel offers, probed once (BTF, program types, a test attach). Nothing here needs
+// tracefs or debugfs: tracepoints are found by name in BTF.
 struct KernelFeatures {
     bool fentry = false;
     bool kprobe = false;
@@ -40,8 +34,10 @@ struct KernelFeatures {
     std::string fentry_reason;  // why not, when false
     std::string kprobe_reason;
     bool has_tp_btf(const std::string& tracepoint) const;
-    bool has_tracepoint(const std::string& category_slash_name) const;
     bool has_function(const std::string& function) const;  // in BTF (fentry) and attachable
+    // Why program p of candidate c cannot be used on this kernel ("tracepoint sys_enter: no such
+    // tracepoint in the kernel's BTF"), or "" if it can.
+    std::string unusable(const HookCandidate& c, const HookProgram& p) const;
     static KernelFeatures probe();
 
     struct Btf;

@@ -65,8 +65,7 @@ std::string_view mode_label(HookKind kind) {
     switch (kind) {
         case HookKind::Fentry: return "fentry";
         case HookKind::Kprobe: return "kprobe";
-        case HookKind::TpBtf:
-        case HookKind::Tracepoint: return "tracepoint";
+        case HookKind::TpBtf: return "tracepoint";
         case HookKind::Netfilter: return "netfilter";
     }
     return "none";
@@ -75,15 +74,13 @@ std::string_view mode_label(HookKind kind) {
 const std::vector<StageHooks>& stage_table() {
     static const std::vector<StageHooks> table = [] {
         std::vector<StageHooks> t;
-        HookCandidate sys_enter{HookKind::Tracepoint, "tcp+udp", {}, {}};
-        for (const char* sc : {"sendto", "sendmsg", "sendmmsg", "write", "writev"})
-            sys_enter.programs.push_back({std::string("tp_sys_enter_") + sc,
-                                          std::string("syscalls/sys_enter_") + sc, false});
         // Since "net: prevent rewrite of msg_name in sock_sendmsg()" (6.6, backported to 6.1.56)
         // the send syscalls call __sock_sendmsg; sock_sendmsg is left to in-kernel senders.
+        // Without function hooks: the raw sys_enter tracepoint, by name through BTF (no tracefs),
+        // filtered on the send syscalls in the program.
         t.push_back({NETLAT_STAGE_TX_SOCKET,
                      functions("tcp+udp", {"__sock_sendmsg"}) + functions("tcp+udp", {"sock_sendmsg"}) +
-                         sys_enter});
+                         tp_btf("tcp+udp", {"sys_enter"})});
         t.push_back({NETLAT_STAGE_TX_TRANSPORT,
                      functions("tcp+udp", {"tcp_sendmsg", "udp_sendmsg", "udpv6_sendmsg"}) +
                          tp_btf("tcp", {"tcp_sendmsg_locked"})});

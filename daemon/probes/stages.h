@@ -14,8 +14,7 @@ namespace netlatd {
 enum class HookKind {
     Fentry,      // SEC("fentry/...") or fexit: BPF trampoline on a kernel function
     Kprobe,      // SEC("kprobe/...") or kretprobe
-    TpBtf,       // SEC("tp_btf/...")
-    Tracepoint,  // SEC("tp/...") through tracefs
+    TpBtf,       // SEC("tp_btf/..."): a raw tracepoint found by name in BTF, no tracefs needed
     Netfilter,   // BPF_PROG_TYPE_NETFILTER link on a hook, per network namespace
 };
 
@@ -31,7 +30,7 @@ struct NetfilterHook {
 // object it attaches to (function, tracepoint or netfilter hook).
 struct HookProgram {
     std::string program;
-    std::string target;  // "tcp_sendmsg", "tcp_sendmsg_locked", "syscalls/sys_enter_write", ...
+    std::string target;  // "tcp_sendmsg", "tcp_sendmsg_locked", "sys_enter", ...
     bool optional = false;  // the candidate still works if this one is missing (e.g. one of several
                             // driver entry points)
 };
