@@ -5,10 +5,16 @@
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 #include <time.h>
 
+#include <cstddef>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -41,6 +47,24 @@ int fail(int code, const std::string& message) {
     return code;
 }
 
+// sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET when systemd runs us with
+// Type=notify; nothing otherwise.
+void notify_systemd(const char* state) {
+    const char* path = std::getenv("NOTIFY_SOCKET");
+    if (path == nullptr || (path[0] != '/' && path[0] != '@')) return;
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    const size_t length = std::strlen(path);
+    if (length >= sizeof(address.sun_path)) return;
+    std::memcpy(address.sun_path, path, length);
+    if (address.sun_path[0] == '@') address.sun_path[0] = '\0';  // abstract socket
+    const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    sendto(fd, state, std::strlen(state), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&address),
+           static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + length));
+    close(fd);
+}
+
 // Waits for SIGINT/SIGTERM for up to one interval; true when asked to stop.
 bool wait_for_stop(const sigset_t& signals, std::chrono::milliseconds interval) {
     timespec timeout{static_cast<time_t>(interval.count() / 1000),
@@ -61,23 +85,36 @@ int run(const netlatd::Config& config) {
     Metrics metrics(config, NETLATD_VERSION, libbpf_version(), kernel_release());
     // The address first: a taken port fails before anything is attached.
     auto server = std::make_unique<MetricsServer>(config.listen, metrics.registry());
+    server->set_health(false, "attaching hooks");
     auto probes = std::make_unique<Probes>(config);
     metrics.set_stage_info(probes->stage_info());
     MapFds fds = probes->map_fds();
     BpfMapReader reader(fds.hist, fds.counters, fds.entries);
     Drainer drainer(reader, metrics, probes->programs());
+    server->set_health(false, "waiting for the first drain");
 
     spdlog::info("netlatd {} serving http://{}/metrics (probe mode {}, interval {} ms)",
                  NETLATD_VERSION, config.listen, to_string(config.probe_mode),
                  config.interval.count());
-    while (!wait_for_stop(signals, config.interval)) {
+    // Ready once every hook is attached and a drain has succeeded: drain at once, then every
+    // interval.
+    bool ready = false;
+    do {
         try {
             probes->sync_namespaces();
             drainer.drain();
+            if (!ready) {
+                ready = true;
+                server->set_health(true, "ok");
+                spdlog::info("ready: every hook attached, first drain done");
+                notify_systemd("READY=1");
+            }
         } catch (const std::exception& e) {
             spdlog::warn("drain failed: {}", e.what());
         }
-    }
+    } while (!wait_for_stop(signals, config.interval));
+    server->set_health(false, "stopping");
+    notify_systemd("STOPPING=1");
     spdlog::info("stopping: detaching all hooks");
     // The HTTP server's threads take up to a poll timeout to stop: let them while hooks detach.
     std::thread server_stop([&server] { server.reset(); });

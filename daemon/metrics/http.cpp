@@ -13,6 +13,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 #include <utility>
@@ -100,17 +102,39 @@ void probe_bind(const std::string& listen) {
     if (err != 0) fail(listen, std::strerror(err));
 }
 
+// What /healthz answers, per listening port: civetweb copies its callbacks and gives them no
+// pointer of ours, but it tells the port a request came in on.
+struct Health {
+    bool ready = false;
+    std::string status = "starting";
+};
+std::mutex health_mutex;
+std::map<int, Health> health_by_port;
+
 // civetweb calls begin_request before any handler; answering here keeps /healthz out of the
-// metrics endpoints.
+// metrics endpoints. A port not registered yet is still starting.
 int serve_healthz(mg_connection* connection) {
     const mg_request_info* request = mg_get_request_info(connection);
     if (request == nullptr || request->local_uri == nullptr ||
         std::strcmp(request->local_uri, "/healthz") != 0) {
         return 0;
     }
-    mg_send_http_ok(connection, "text/plain; charset=utf-8", 3);
-    if (std::strcmp(request->request_method, "HEAD") != 0) mg_write(connection, "ok\n", 3);
-    return 200;
+    Health health;
+    {
+        std::lock_guard lock(health_mutex);
+        if (auto it = health_by_port.find(request->server_port); it != health_by_port.end())
+            health = it->second;
+    }
+    const std::string body = (health.ready ? "ok" : "not ready: " + health.status) + "\n";
+    const int code = health.ready ? 200 : 503;
+    mg_response_header_start(connection, code);
+    mg_response_header_add(connection, "Content-Type", "text/plain; charset=utf-8", -1);
+    mg_response_header_add(connection, "Content-Length", std::to_string(body.size()).c_str(), -1);
+    mg_response_header_add(connection, "Cache-Control", "no-store", -1);
+    mg_response_header_send(connection);
+    if (std::strcmp(request->request_method, "HEAD") != 0)
+        mg_write(connection, body.data(), body.size());
+    return code;
 }
 
 }  // namespace
@@ -135,6 +159,10 @@ MetricsServer::MetricsServer(const std::string& listen,
 // so stopping could take up to 2 s (too long for a prompt exit on SIGTERM). Connecting to the
 // server while it stops wakes the loop at once.
 MetricsServer::~MetricsServer() {
+    {
+        std::lock_guard lock(health_mutex);
+        for (int port : exposer_->GetListeningPorts()) health_by_port.erase(port);
+    }
     if (!wake_address_) return;
     std::atomic<bool> stopped = false;
     std::thread waker([&] {
@@ -151,6 +179,11 @@ MetricsServer::~MetricsServer() {
 // mg_check_feature bit 8: civetweb was built with IPv6.
 bool MetricsServer::ipv6_supported() {
     return mg_check_feature(8) != 0;
+}
+
+void MetricsServer::set_health(bool ready, const std::string& status) {
+    std::lock_guard lock(health_mutex);
+    for (int port : exposer_->GetListeningPorts()) health_by_port[port] = {ready, status};
 }
 
 std::vector<int> MetricsServer::ports() const {

@@ -18,7 +18,7 @@ class MetricsServer {
   public:
     // listen is "HOST:PORT" with a numeric host, "[v6]:PORT" for IPv6 ("0.0.0.0:9810",
     // "[::1]:9810"; IPv6 needs a civetweb built with it, which Debian 12's is not). Serves the
-    // registry on /metrics and "ok" on /healthz. Throws std::runtime_error("cannot serve /metrics
+    // registry on /metrics and the readiness below on /healthz. Throws std::runtime_error("cannot serve /metrics
     // on HOST:PORT: <reason>"), e.g. "Address already in use": the address is probe-bound first
     // because civetweb only reports that binding failed.
     MetricsServer(const std::string& listen, std::shared_ptr<prometheus::Registry> registry);
@@ -27,6 +27,11 @@ class MetricsServer {
     MetricsServer& operator=(const MetricsServer&) = delete;
 
     std::vector<int> ports() const;  // the bound ports
+
+    // /healthz answers 503 "not ready: STATUS" until set_health(true, ...), then 200 "ok". A new
+    // server is not ready ("starting"): netlatd marks it ready once every hook is attached and
+    // the first drain has run, so a readiness probe never passes a netlatd that measures nothing.
+    void set_health(bool ready, const std::string& status);
 
     // Whether the linked civetweb can listen on IPv6 addresses.
     static bool ipv6_supported();

@@ -85,7 +85,7 @@ int free_tcp_port() {
     return ntohs(a.sin_port);
 }
 
-std::optional<std::string> http_get(const std::string& host, int port, const std::string& path) {
+std::optional<HttpAnswer> http_request(const std::string& host, int port, const std::string& path) {
     Fd s(socket(AF_INET, SOCK_STREAM, 0));
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -98,10 +98,17 @@ std::optional<std::string> http_get(const std::string& host, int port, const std
     char buf[65536];
     ssize_t n;
     while ((n = read(s.get(), buf, sizeof(buf))) > 0) resp.append(buf, static_cast<size_t>(n));
+    // "HTTP/1.x NNN ..."
+    if (resp.size() < 12 || resp.rfind("HTTP/1.", 0) != 0) return std::nullopt;
     auto body = resp.find("\r\n\r\n");
-    if (resp.rfind("HTTP/1.1 200", 0) != 0 && resp.rfind("HTTP/1.0 200", 0) != 0)
-        return std::nullopt;
-    return body == std::string::npos ? std::string() : resp.substr(body + 4);
+    return HttpAnswer{std::atoi(resp.substr(9, 3).c_str()),
+                      body == std::string::npos ? std::string() : resp.substr(body + 4)};
+}
+
+std::optional<std::string> http_get(const std::string& host, int port, const std::string& path) {
+    auto answer = http_request(host, port, path);
+    if (!answer || answer->status != 200) return std::nullopt;
+    return answer->body;
 }
 
 CommandResult run_command(const std::vector<std::string>& argv) {
@@ -131,12 +138,15 @@ CommandResult run_command(const std::vector<std::string>& argv) {
     return r;
 }
 
-Daemon::Daemon(const std::string& config_yaml, std::vector<std::string> extra_args) {
+Daemon::Daemon(const std::string& config_yaml, std::vector<std::string> extra_args,
+               std::vector<std::string> wrapper) {
     char tmpl[] = "/tmp/netlatd-test-XXXXXX";
     dir_ = mkdtemp(tmpl);
     port_ = free_tcp_port();
-    std::vector<std::string> argv = {netlatd_path(), "--listen",
-                                     "127.0.0.1:" + std::to_string(port_)};
+    std::vector<std::string> argv = std::move(wrapper);
+    for (std::string arg : {netlatd_path(), std::string("--listen"),
+                            "127.0.0.1:" + std::to_string(port_)})
+        argv.push_back(arg);
     if (!config_yaml.empty()) {
         std::ofstream(dir_ + "/netlatd.yaml") << config_yaml;
         argv.push_back("--config");
@@ -152,21 +162,22 @@ Daemon::Daemon(const std::string& config_yaml, std::vector<std::string> extra_ar
         std::vector<char*> args;
         for (auto& a : argv) args.push_back(a.data());
         args.push_back(nullptr);
-        execv(args[0], args.data());
+        execvp(args[0], args.data());
         _exit(127);
     }
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (std::chrono::steady_clock::now() < deadline) {
         if (!running()) return;  // the test reads the exit status and log
-        if (http_get("127.0.0.1", port_, "/metrics")) {
-            // Attachment is done before /metrics has data? The server starts first: wait for
-            // stage_info, which is set after every hook is attached.
-            auto body = http_get("127.0.0.1", port_, "/metrics");
-            if (body && body->find("netlatd_stage_info{") != std::string::npos) return;
+        if (auto health = http_request("127.0.0.1", port_, "/healthz")) {
+            std::string seen = std::to_string(health->status) + " " + health->body;
+            while (!seen.empty() && seen.back() == '\n') seen.pop_back();
+            if (startup_health_.empty() || startup_health_.back() != seen)
+                startup_health_.push_back(seen);
+            if (health->status == 200) return;
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-    throw std::runtime_error("netlatd did not serve /metrics within 20 s: " + log());
+    throw std::runtime_error("netlatd was not ready (/healthz 200) within 20 s: " + log());
 }
 
 Daemon::~Daemon() {

@@ -19,10 +19,12 @@ std::string netlat_load_path();
 std::string source_dir();
 
 // A netlatd child process. The constructor writes the config (if any) to a temporary file, starts
-// netlatd with --listen 127.0.0.1:<free port>, and waits until /metrics answers (or it exits).
+// netlatd with --listen 127.0.0.1:<free port> (after `wrapper`, a command that execs its
+// arguments, if given), and waits until /healthz answers 200, i.e. netlatd is ready (or it exits).
 class Daemon {
 public:
-    explicit Daemon(const std::string& config_yaml = "", std::vector<std::string> extra_args = {});
+    explicit Daemon(const std::string& config_yaml = "", std::vector<std::string> extra_args = {},
+                    std::vector<std::string> wrapper = {});
     ~Daemon();  // SIGKILL if still running
     Daemon(const Daemon&) = delete;
     Daemon& operator=(const Daemon&) = delete;
@@ -34,6 +36,9 @@ public:
     std::string log() const;               // everything netlatd wrote to stderr
     int port() const { return port_; }
     pid_t pid() const { return pid_; }
+    // What /healthz answered while netlatd started, in order, one entry per change: "503 not
+    // ready: attaching hooks", ..., "200 ok".
+    const std::vector<std::string>& startup_health() const { return startup_health_; }
 
 private:
     pid_t pid_ = -1;
@@ -41,6 +46,7 @@ private:
     int status_ = -1;
     std::string dir_;
     std::chrono::milliseconds stop_duration_{0};
+    std::vector<std::string> startup_health_;
 };
 
 // Runs a command, returns its exit code; stdout and stderr are captured.
@@ -50,7 +56,13 @@ struct CommandResult {
 };
 CommandResult run_command(const std::vector<std::string>& argv);
 
+// The body of a 200 answer; nullopt for any other status or no answer.
 std::optional<std::string> http_get(const std::string& host, int port, const std::string& path);
+struct HttpAnswer {
+    int status = 0;
+    std::string body;
+};
+std::optional<HttpAnswer> http_request(const std::string& host, int port, const std::string& path);
 int free_tcp_port();
 
 // Prometheus text format, parsed just enough: one sample per line.

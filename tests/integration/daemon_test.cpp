@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -112,6 +113,57 @@ TEST(Daemon, EveryStageAttachedOnThisKernel) {
                            {{"direction", "tx"}, {"stage", "transport"}, {"mode", "none"}}),
               1);
     EXPECT_EQ(metric_value(s, "netlatd_build_info", {}), 1);
+}
+
+// A fresh machine mounts neither tracefs nor debugfs: netlatd must not need them. It runs in a
+// private mount namespace where both are unmounted (the script refuses to start it otherwise).
+TEST(Daemon, EveryStageAndTotalsWithoutTracefsOrDebugfs) {
+    const std::vector<std::string> no_tracefs = {
+        "unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+        "for m in /sys/kernel/debug/tracing /sys/kernel/tracing /sys/kernel/debug; do "
+        "  while mountpoint -q $m; do umount -l $m || exit 97; done; "
+        "done; "
+        "if grep -qE ' (tracefs|debugfs) ' /proc/self/mounts; then exit 98; fi; "
+        "exec \"$@\"",
+        "no-tracefs"};
+    const int port = free_tcp_port();
+    Daemon d(port_config(port), {}, no_tracefs);
+    ASSERT_TRUE(d.running()) << d.log();
+    std::ifstream mounts("/proc/" + std::to_string(d.pid()) + "/mounts");
+    const std::string seen((std::istreambuf_iterator<char>(mounts)), {});
+    ASSERT_EQ(seen.find(" tracefs "), std::string::npos) << seen;
+    ASSERT_EQ(seen.find(" debugfs "), std::string::npos) << seen;
+
+    run_request_response({true, false, 200, 64, port, std::chrono::microseconds(200)});
+    run_request_response({false, false, 200, 64, port, std::chrono::microseconds(200)});
+    auto s = scrape_after_drain(d);
+    EXPECT_EQ(attached_stages(s).size(), 11u) << d.log();
+    // Only UDP tx transport has no hook on this kernel.
+    for (const auto& x : s) {
+        if (x.name != "netlatd_stage_info" || x.labels.at("mode") != "none") continue;
+        EXPECT_EQ(x.labels.at("direction") + "/" + x.labels.at("stage") + " " + x.labels.at("hook"),
+                  "tx/transport udp:none");
+    }
+    for (const char* proto : {"tcp", "udp"})
+        for (const char* dir : {"tx", "rx"})
+            EXPECT_GE(count_of(s, dir, "total", proto), 200 * 0.98) << dir << " total " << proto;
+    EXPECT_EQ(d.stop(), 0) << d.log();
+}
+
+// /healthz is 503 while hooks attach and before the first drain, 200 after: a readiness probe never
+// passes a netlatd that measures nothing. The harness polls /healthz every 2 ms from the start.
+TEST(Daemon, HealthzIsReadyOnlyOnceEveryHookIsAttached) {
+    Daemon d;
+    // At the first 200, the hooks are attached: stage_info is complete already.
+    auto s = parse_metrics(d.scrape());
+    EXPECT_EQ(attached_stages(s).size(), 11u) << d.log();
+    const auto& seen = d.startup_health();
+    ASSERT_GE(seen.size(), 2u) << "expected 503 answers before the 200";
+    EXPECT_EQ(seen.back(), "200 ok");
+    for (size_t i = 0; i + 1 < seen.size(); i++)
+        EXPECT_EQ(seen[i].rfind("503 not ready: ", 0), 0u) << seen[i];
+    EXPECT_TRUE(std::find(seen.begin(), seen.end(), "503 not ready: attaching hooks") != seen.end())
+        << "the window while hooks attach was seen";
 }
 
 TEST(Daemon, PromtoolAcceptsTheExposition) {

@@ -76,9 +76,28 @@ TEST(MetricsServer, ServesMetricsAndHealthz) {
     EXPECT_EQ(metrics.find(" 200 OK\r\n"), 8u) << metrics;
     EXPECT_NE(metrics.find("\nnetlatd_test_total 3"), std::string::npos) << metrics;
 
+    server.set_health(true, "ok");
     const std::string health = http_get(port, "/healthz");
     EXPECT_EQ(health.find(" 200 OK\r\n"), 8u) << health;
     EXPECT_EQ(health.substr(health.size() - 3), "ok\n") << health;
+}
+
+TEST(MetricsServer, HealthzIsNotReadyUntilMarkedReady) {
+    const int port = free_port();
+    MetricsServer server("127.0.0.1:" + std::to_string(port),
+                         std::make_shared<prometheus::Registry>());
+    auto expect = [&](const std::string& status_line, const std::string& body) {
+        const std::string health = http_get(port, "/healthz");
+        EXPECT_EQ(health.find(" " + status_line + "\r\n"), 8u) << health;
+        EXPECT_EQ(health.substr(health.size() - body.size()), body) << health;
+    };
+    expect("503 Service Unavailable", "not ready: starting\n");
+    server.set_health(false, "attaching hooks");
+    expect("503 Service Unavailable", "not ready: attaching hooks\n");
+    server.set_health(true, "ok");
+    expect("200 OK", "ok\n");
+    server.set_health(false, "stopping");
+    expect("503 Service Unavailable", "not ready: stopping\n");
 }
 
 TEST(MetricsServer, StopsPromptlyAfterServing) {

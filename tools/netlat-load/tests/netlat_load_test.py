@@ -227,7 +227,8 @@ class RxStampPoint(unittest.TestCase):
     def setUp(self):
         require_root(self)
         if not os.path.isdir(os.path.join(self.TRACEFS, "instances")):
-            self.fail(f"tracefs is not mounted at {self.TRACEFS}")
+            self.fail(f"tracefs is not mounted at {self.TRACEFS}: ctest runs this test through "
+                      "tests/common/with-tracefs.sh, which mounts it in a private mount namespace")
 
     @staticmethod
     def realtime_minus_monotonic():
