@@ -429,9 +429,16 @@ static __always_inline void tx_socket(const struct sock *sk, __u64 now)
  * cost more than the rest of the handler, on every write(2) of the system. */
 static __always_inline void tx_syscall(long nr, __u64 now)
 {
-    if (!sampled()) return;
     __u64 id = bpf_get_current_pid_tgid();
     struct tx_thread_val *t = bpf_map_lookup_elem(&tx_thread, &id);
+    if (!sampled()) {
+        /* Not recorded: the thread's previous call must not stand in for this one. */
+        if (t) {
+            t->sk = 0;
+            t->syscall = -1;
+        }
+        return;
+    }
     if (t) {
         t->ts_socket = now;
         t->ts_transport = 0;
@@ -453,13 +460,16 @@ static __always_inline long current_syscall(void)
 }
 
 /* The current thread's send call on sk, if this is it: known by its socket (function hooks), or
- * by the syscall it is still in (syscall hooks; the socket is bound on first use). */
+ * by the syscall it is still in (syscall hooks; the socket is bound on first use). A syscall
+ * entry is only good while the thread is still in that syscall: a later send that did not pass the
+ * syscall hook (sendfile, splice, io_uring) must not inherit an old write()'s time. */
 static __always_inline struct tx_thread_val *tx_call_of(const struct sock *sk, __u64 id)
 {
     struct tx_thread_val *t = bpf_map_lookup_elem(&tx_thread, &id);
     if (!t) return 0;
+    if (t->syscall >= 0 && current_syscall() != t->syscall) return 0;
     if (t->sk) return t->sk == (__u64)sk ? t : 0;
-    if (t->syscall < 0 || current_syscall() != t->syscall) return 0;
+    if (t->syscall < 0) return 0;
     if (!sock_wanted(sk)) return 0;
     t->sk = (__u64)sk;
     count(NETLAT_CTR_STAGE(NETLAT_STAGE_TX_SOCKET));
