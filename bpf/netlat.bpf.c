@@ -115,8 +115,8 @@ struct {
 /*
  * Per-socket rings of pending data, for joins that skb addresses cannot make:
  *  tx (TCP): send calls waiting for the segment that carries their last byte, tagged by end sequence;
- *  rx (TCP): received segments waiting to be read, tagged by end sequence (copied_seq passes them);
- *  rx (UDP): queued datagrams in arrival order, tagged by a FIFO position (reads pop in order).
+ *  rx (TCP): received segments waiting to be read, tagged by end sequence (copied_seq passes them).
+ * For UDP sockets the rx ring holds only the position counter of the socket's datagrams (rx_dgram).
  * A slot's tag is written last by its single writer and claimed with compare-and-swap by readers.
  */
 #define RING_SLOTS 16
@@ -129,10 +129,12 @@ struct ring_slot {
 struct ring {
     struct ring_slot slot[RING_SLOTS];
     __u32 next;   /* TCP: next slot to write */
-    __u32 pushed; /* UDP FIFO: datagrams pushed */
-    __u32 popped; /* UDP FIFO: datagrams read */
+    __u32 pushed; /* UDP: positions given to the socket's datagrams so far */
     __u32 netns;
+    __u32 pad;
     __u64 owner; /* the socket's inode: a socket reallocated at the same address starts afresh */
+    __u64 last_skb; /* UDP: the newest datagram given a position, and its driver time (0: */
+    __u64 last_ts;  /* untracked), which tell it from a later skb at the same address */
 };
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -146,6 +148,31 @@ struct {
     __type(key, __u64);
     __type(value, struct ring);
 } rx_ring SEC(".maps");
+
+/*
+ * UDP datagrams on a socket's receive queue, by position: (socket inode, position) -> times.
+ * Datagrams get positions in queue order when the reader is woken (rx_queued_udp), tracked or not,
+ * so that the newest has position pushed - 1. A read that leaves n datagrams queued took position
+ * pushed - n - 1: the join depends only on the queue as it is, so a read or datagram netlatd did
+ * not see (queued before it started, peeked, dropped) cannot shift later pairs.
+ */
+struct dgram_key {
+    __u64 owner; /* socket inode */
+    __u32 pos;
+    __u32 pad;
+};
+struct dgram {
+    __u64 t0, t1, t2; /* driver, transport, queued */
+    __u32 netns;
+    __u8 family;
+    __u8 pad[3];
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 16384);
+    __type(key, struct dgram_key);
+    __type(value, struct dgram);
+} rx_dgram SEC(".maps");
 
 /* Empty values to insert from: rings are too large for the BPF stack. */
 struct {
@@ -165,12 +192,17 @@ static __always_inline void count(__u32 idx)
 
 /* Inserts or replaces an entry; only a new key counts as an insert, so the daemon's eviction
  * estimate (inserts - deletes - live entries) is not inflated by keys written again. */
-static __always_inline void upsert(void *map, int map_id, __u64 key, void *value)
+static __always_inline void upsert_key(void *map, int map_id, const void *key, void *value)
 {
-    if (!bpf_map_update_elem(map, &key, value, BPF_NOEXIST))
+    if (!bpf_map_update_elem(map, key, value, BPF_NOEXIST))
         count(NETLAT_CTR_MAP_INSERT(map_id));
     else
-        bpf_map_update_elem(map, &key, value, BPF_EXIST);
+        bpf_map_update_elem(map, key, value, BPF_EXIST);
+}
+
+static __always_inline void upsert(void *map, int map_id, __u64 key, void *value)
+{
+    upsert_key(map, map_id, &key, value);
 }
 
 static __always_inline void count_unmatched(int seg, int reason)
@@ -658,8 +690,8 @@ static __always_inline void rx_driver(const struct sk_buff *skb)
     const struct net_device *dev = BPF_CORE_READ(skb, dev);
     __u32 netns = netns_of_dev(dev);
     if (!flow_wanted(p.dst_port, p.src_port, netns) || !dev_wanted(dev)) return;
-    /* UDP reads are joined by their order on the socket, so every datagram of a socket is
-     * followed: sampling applies to TCP, whose reads are joined by sequence. */
+    /* UDP reads are joined by their position on the socket's queue, which every datagram takes:
+     * sampling applies to TCP, whose reads are joined by sequence. */
     if (p.proto == NETLAT_PROTO_TCP && !sampled()) return;
     __u64 now = bpf_ktime_get_ns();
     struct skb_entry e = {.ts_first = now, .ts_prev = now, .netns = netns, .proto = p.proto,
@@ -714,52 +746,87 @@ static __always_inline void rx_queued_tcp(const struct sock *sk, __u64 now)
     }
 }
 
-/* queued stage, UDP: the newest datagrams on the receive queue. One wakeup can stand for a batch
- * (6.18 splices per-NUMA producer queues), so walk back from the tail over datagrams not yet pushed,
- * then push them oldest first into the socket's FIFO. */
-#define UDP_QUEUE_WALK 8
+/* queued stage, UDP: the reader is woken for the newest datagrams on the receive queue. One wakeup
+ * can stand for a batch (6.18 splices per-NUMA producer queues), so walk back from the tail to the
+ * newest datagram positioned before, and position the new ones oldest first. Datagrams netlatd does
+ * not track (queued before it started, evicted) take positions too, without times. */
+#define UDP_QUEUE_WALK 32
+struct udp_positions {
+    __u64 found[UDP_QUEUE_WALK]; /* newest first */
+    __u64 owner, now, tail_ts;
+    __u32 n, base;
+};
+
+/* The walk's state, too large for the BPF stack: one slot per CPU, written before each use. A
+ * program does not nest on its CPU (the kernel skips a recursive run), so one slot is enough. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct udp_positions);
+} udp_positions_scratch SEC(".maps");
+
+/* One datagram of a wakeup, oldest first (a bpf_loop callback: verified once, not per iteration;
+ * its context must be on the stack, so the state is found again in the per-CPU slot). */
+static long position_datagram(__u32 i, void *unused)
+{
+    __u32 zero = 0;
+    struct udp_positions *c = bpf_map_lookup_elem(&udp_positions_scratch, &zero);
+    if (!c) return 1;
+    __u32 idx = c->n - 1 - i;
+    if (idx >= UDP_QUEUE_WALK) return 1;
+    __u64 key = c->found[idx];
+    struct skb_entry *e = bpf_map_lookup_elem(&rx_skb, &key);
+    if (!e || e->prev_stage >= NETLAT_STAGE_RX_QUEUED || e->proto != NETLAT_PROTO_UDP) return 0;
+    if (idx == 0) c->tail_ts = e->ts_first;
+    record(NETLAT_SEG_RX_TRANSPORT_TO_QUEUED, NETLAT_PROTO_UDP, e->family, e->netns, c->now, e->ts_prev);
+    record(NETLAT_SEG_RX_STACK, NETLAT_PROTO_UDP, e->family, e->netns, c->now, e->ts_first);
+    count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_QUEUED));
+    struct dgram_key k = {.owner = c->owner, .pos = c->base + i};
+    struct dgram d = {.t0 = e->ts_first, .t1 = e->ts_prev, .t2 = c->now, .netns = e->netns,
+                      .family = e->family};
+    upsert_key(&rx_dgram, NETLAT_MAP_RX_DGRAM, &k, &d);
+    if (!bpf_map_delete_elem(&rx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_SKB));
+    return 0;
+}
+
 static __always_inline void rx_queued_udp(const struct sock *sk, __u64 now)
 {
     const struct sk_buff_head *q = &sk->sk_receive_queue;
-    const struct sk_buff *skb = BPF_CORE_READ(q, prev);
-    __u64 found[UDP_QUEUE_WALK] = {};
-    int n = 0;
+    const struct sk_buff_head *rq = &((const struct udp_sock *)sk)->reader_queue;
+    const struct sk_buff *tail = BPF_CORE_READ(q, prev);
+    if (!tail || (const void *)tail == (const void *)q || !sock_wanted(sk)) return;
+    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 1, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
+    if (!r) return;
+    __u32 zero = 0;
+    struct udp_positions *c = bpf_map_lookup_elem(&udp_positions_scratch, &zero);
+    if (!c) return;
+    __u64 last = r->last_skb, last_ts = r->last_ts;
+    __u32 n = 0;
+    const struct sk_buff *skb = tail;
     for (int i = 0; i < UDP_QUEUE_WALK; i++) {
-        if (!skb || (const void *)skb == (const void *)q) break;
+        if (!skb || (const void *)skb == (const void *)q || (const void *)skb == (const void *)rq) break;
         __u64 key = (__u64)skb;
-        struct skb_entry *e = bpf_map_lookup_elem(&rx_skb, &key);
-        if (!e || e->prev_stage >= NETLAT_STAGE_RX_QUEUED) break;
-        found[i] = key;
+        if (key == last) {
+            /* The same skb, unless a tracked datagram now lives at that address. */
+            struct skb_entry *e = bpf_map_lookup_elem(&rx_skb, &key);
+            if (!e || e->ts_first == last_ts) break;
+        }
+        c->found[i] = key;
         n = i + 1;
         skb = BPF_CORE_READ(skb, prev);
     }
     if (!n) return;
-    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 1, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
-    if (!r) return;
-    for (int i = UDP_QUEUE_WALK - 1; i >= 0; i--) {
-        if (i >= n) continue;
-        __u64 key = found[i];
-        struct skb_entry *e = bpf_map_lookup_elem(&rx_skb, &key);
-        if (!e) continue;
-        record(NETLAT_SEG_RX_TRANSPORT_TO_QUEUED, NETLAT_PROTO_UDP, e->family, e->netns, now, e->ts_prev);
-        record(NETLAT_SEG_RX_STACK, NETLAT_PROTO_UDP, e->family, e->netns, now, e->ts_first);
-        count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_QUEUED));
-        __u32 pos = __sync_fetch_and_add(&r->pushed, 1);
-        if ((__s32)(r->popped - pos) > 0) {
-            /* Its read already ran: the reader took the datagram off the queue before the
-             * wakeup hook ran (it counted no_start). The position is used up, nothing to keep. */
-            if (!bpf_map_delete_elem(&rx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_SKB));
-            continue;
-        }
-        struct ring_slot *s = &r->slot[pos % RING_SLOTS];
-        s->tag = 0;
-        s->t0 = e->ts_first;
-        s->t1 = e->ts_prev;
-        s->t2 = now;
-        r->netns = e->netns;
-        __sync_lock_test_and_set(&s->tag, ring_tag(pos, e->family));
-        if (!bpf_map_delete_elem(&rx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_SKB));
-    }
+    /* Another CPU woke the reader for the same datagrams: it positions them. */
+    if (__sync_val_compare_and_swap(&r->last_skb, last, (__u64)tail) != last) return;
+    c->n = n;
+    c->base = __sync_fetch_and_add(&r->pushed, n);
+    c->owner = r->owner;
+    c->now = now;
+    c->tail_ts = 0;
+    int unused = 0;
+    bpf_loop(n, position_datagram, &unused, 0);
+    r->last_ts = c->tail_ts;
 }
 
 static __always_inline void rx_queued(const struct sock *sk)
@@ -773,59 +840,68 @@ static __always_inline void rx_queued(const struct sock *sk)
         rx_queued_udp(sk, now);
 }
 
-static __always_inline void rx_read_sample(__u8 proto, __u64 tag, __u32 netns, const struct ring_slot *s,
-                                           __u64 t0, __u64 t1, __u64 t2, __u64 now)
+static __always_inline void rx_read_sample(__u8 proto, __u8 family, __u32 netns, __u64 t0, __u64 t1,
+                                           __u64 t2, __u64 now)
 {
-    __u8 family = (tag >> 1) & 1;
+    /* t2 = 0: the wakeup hook did not see it; the segment then spans from transport. */
     record(NETLAT_SEG_RX_QUEUED_TO_SOCKET, proto, family, netns, now, t2 ? t2 : t1);
     record(NETLAT_SEG_RX_TRANSPORT_TO_SOCKET, proto, family, netns, now, t1);
     record(NETLAT_SEG_RX_TOTAL, proto, family, netns, now, t0);
     count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_SOCKET));
 }
 
-/* socket stage: a read on sk returned `ret` bytes. TCP: every pending segment whose end the reader
- * has passed (copied_seq) is read. UDP: one datagram, the oldest queued. */
-static __always_inline void rx_socket(const struct sock *sk, int ret, int flags)
+/* socket stage, UDP: a read took one datagram (possibly empty); the datagrams still queued tell
+ * which (rx_dgram). */
+static __always_inline void rx_socket_udp(const struct sock *sk)
 {
-    if (ret <= 0 || (flags & (MSG_PEEK | MSG_ERRQUEUE))) return;
-    __u8 proto, family;
-    if (!sk || sock_kind(sk, &proto, &family)) return;
-    /* UDP reads count positions from the first one, so they create the ring too. */
-    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, sk,
-                              proto == NETLAT_PROTO_UDP && sock_wanted(sk),
-                              NETLAT_SEG_RX_QUEUED_TO_SOCKET);
-    if (!r) return;
-    __u64 now = bpf_ktime_get_ns();
-    if (proto == NETLAT_PROTO_TCP) {
-        __u32 copied = BPF_CORE_READ((const struct tcp_sock *)sk, copied_seq);
-        for (int i = 0; i < RING_SLOTS; i++) {
-            struct ring_slot *s = &r->slot[i];
-            __u64 tag = s->tag;
-            if (!tag || !seq_before_eq(tag >> 32, copied)) continue;
-            __u64 t0 = s->t0, t1 = s->t1, t2 = s->t2;
-            if (ring_claim(s, tag)) rx_read_sample(proto, tag, r->netns, s, t0, t1, t2, now);
-        }
+    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 0, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
+    if (!r) {
+        if (sock_wanted(sk)) count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET, NETLAT_UNMATCHED_NO_START);
         return;
     }
-    /* Each read takes the next FIFO position, whether or not its datagram was pushed yet: a read
-     * that overtakes the wakeup hook keeps its position, and the late push sees it was read. */
-    __u32 pos = __sync_fetch_and_add(&r->popped, 1);
-    if ((__s32)(r->pushed - pos) <= 0) {
+    __u32 queued = BPF_CORE_READ(sk, sk_receive_queue.qlen) +
+                   BPF_CORE_READ((const struct udp_sock *)sk, reader_queue.qlen);
+    struct dgram_key k = {.owner = r->owner, .pos = r->pushed - queued - 1};
+    struct dgram *p = bpf_map_lookup_elem(&rx_dgram, &k);
+    if (!p) {
+        /* Queued before netlatd started, untracked, or not positioned yet. */
         count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET, NETLAT_UNMATCHED_NO_START);
         return;
     }
-    if (r->pushed - pos > RING_SLOTS) {
-        count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET, NETLAT_UNMATCHED_RING_FULL);
+    struct dgram d = *p;
+    if (bpf_map_delete_elem(&rx_dgram, &k)) return; /* a concurrent read on the socket took it */
+    count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_DGRAM));
+    __u64 now = bpf_ktime_get_ns();
+    if (now - d.t0 > cfg_stale_ns)
+        count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET, NETLAT_UNMATCHED_STALE);
+    else
+        rx_read_sample(NETLAT_PROTO_UDP, d.family, d.netns, d.t0, d.t1, d.t2, now);
+}
+
+/* socket stage: a read on sk returned `ret` bytes. TCP: every pending segment whose end the reader
+ * has passed (copied_seq) is read. UDP: one datagram (0 bytes: an empty one). */
+static __always_inline void rx_socket(const struct sock *sk, int ret, int flags)
+{
+    if (ret < 0 || (flags & (MSG_PEEK | MSG_ERRQUEUE))) return;
+    __u8 proto, family;
+    if (!sk || sock_kind(sk, &proto, &family)) return;
+    if (proto == NETLAT_PROTO_UDP) {
+        rx_socket_udp(sk);
         return;
     }
-    struct ring_slot *s = &r->slot[pos % RING_SLOTS];
-    __u64 tag = s->tag;
-    if (!tag || (__u32)(tag >> 32) != pos) {
-        count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET, NETLAT_UNMATCHED_RING_FULL);
-        return;
+    if (!ret) return;
+    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 0, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
+    if (!r) return;
+    __u64 now = bpf_ktime_get_ns();
+    __u32 copied = BPF_CORE_READ((const struct tcp_sock *)sk, copied_seq);
+    for (int i = 0; i < RING_SLOTS; i++) {
+        struct ring_slot *s = &r->slot[i];
+        __u64 tag = s->tag;
+        if (!tag || !seq_before_eq(tag >> 32, copied)) continue;
+        __u64 t0 = s->t0, t1 = s->t1, t2 = s->t2;
+        if (ring_claim(s, tag))
+            rx_read_sample(NETLAT_PROTO_TCP, (tag >> 1) & 1, r->netns, t0, t1, t2, now);
     }
-    __u64 t0 = s->t0, t1 = s->t1, t2 = s->t2;
-    if (ring_claim(s, tag)) rx_read_sample(proto, tag, r->netns, s, t0, t1, t2, now);
 }
 
 /* An skb is freed: forget it, so a reused address never matches a stale entry. */

@@ -82,6 +82,7 @@
     X(TX_RING, tx_ring)         \
     X(RX_SKB, rx_skb)           \
     X(RX_RING, rx_ring)         \
+    X(RX_DGRAM, rx_dgram)       \
     X(HIST, hist)
 
 #define NETLAT_ENUM_DIR(name, label) NETLAT_DIR_##name,

@@ -60,10 +60,16 @@ int netfilter_link_create(int prog_fd, int pf, int hooknum, int priority) {
 }
 
 int libbpf_log(enum libbpf_print_level level, const char* format, va_list args) {
-    char line[1024];
-    int n = vsnprintf(line, sizeof(line), format, args);
-    if (n > 0 && line[std::min<size_t>(n, sizeof(line)) - 1] == '\n')
-        line[std::min<size_t>(n, sizeof(line)) - 1] = '\0';
+    // Whole messages: a verifier log is one message of many lines.
+    va_list copy;
+    va_copy(copy, args);
+    const int size = vsnprintf(nullptr, 0, format, copy);
+    va_end(copy);
+    if (size <= 0) return 0;
+    std::string line(static_cast<size_t>(size) + 1, '\0');
+    vsnprintf(line.data(), line.size(), format, args);
+    line.resize(static_cast<size_t>(size));
+    while (!line.empty() && line.back() == '\n') line.pop_back();
     if (level == LIBBPF_WARN)
         spdlog::debug("libbpf: {}", line);  // failures are reported by us, with context
     else
@@ -267,6 +273,7 @@ void Probes::configure(const Config& config) {
     };
     size(skel_->maps.tx_skb, config.maps.skb_entries);
     size(skel_->maps.rx_skb, config.maps.skb_entries);
+    size(skel_->maps.rx_dgram, config.maps.skb_entries);
     size(skel_->maps.tx_thread, config.maps.thread_entries);
     size(skel_->maps.tx_ring, config.maps.socket_entries);
     size(skel_->maps.rx_ring, config.maps.socket_entries);
@@ -450,6 +457,7 @@ MapFds Probes::map_fds() const {
     fds.entries[NETLAT_MAP_TX_RING] = bpf_map__fd(skel_->maps.tx_ring);
     fds.entries[NETLAT_MAP_RX_SKB] = bpf_map__fd(skel_->maps.rx_skb);
     fds.entries[NETLAT_MAP_RX_RING] = bpf_map__fd(skel_->maps.rx_ring);
+    fds.entries[NETLAT_MAP_RX_DGRAM] = bpf_map__fd(skel_->maps.rx_dgram);
     fds.entries[NETLAT_MAP_HIST] = bpf_map__fd(skel_->maps.hist);
     return fds;
 }
