@@ -85,46 +85,10 @@ constexpr std::array<DurationUnit, 5> kDurationUnits{{
 constexpr std::string_view kDurationForms =
     "e.g. 250ns, 10us, 1.5ms, 2s, 1m; a plain number is seconds";
 
-// Seconds, or nullopt if the text is not a duration. Negative values are returned (out of range).
-std::optional<double> parse_duration_seconds(std::string_view text) {
-    double multiply = 1, divide = 1;
-    for (const auto& unit : kDurationUnits) {
-        if (text.ends_with(unit.suffix)) {
-            text.remove_suffix(unit.suffix.size());
-            multiply = unit.multiply;
-            divide = unit.divide;
-            break;
-        }
-    }
-    double number = 0;
-    const char* end = text.data() + text.size();
-    auto [ptr, ec] = std::from_chars(text.data(), end, number);
-    if (text.empty() || ec != std::errc() || ptr != end || !std::isfinite(number)) return {};
-    return number * multiply / divide;
-}
-
 std::string shortest(double value) {
     char buf[64];
     auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, value);
     return std::string(buf, ec == std::errc() ? ptr : buf);
-}
-
-// The most readable text that parses back to exactly `seconds`: the largest unit in which the
-// value is >= 1 with at most three decimals ("4s", "500ms", "1.5ms", "250ns"), else plain seconds.
-std::string format_duration(double seconds) {
-    for (std::string_view suffix : {"s", "ms", "us", "ns"}) {
-        const auto& unit = *std::find_if(kDurationUnits.begin(), kDurationUnits.end(),
-                                         [&](const DurationUnit& u) { return u.suffix == suffix; });
-        const double in_unit = seconds * unit.divide;
-        if (in_unit < 1) continue;
-        std::string text = shortest(in_unit);
-        const auto dot = text.find('.');
-        if (text.find('e') != std::string::npos) continue;
-        if (dot != std::string::npos && text.size() - dot - 1 > 3) continue;
-        text += suffix;
-        if (parse_duration_seconds(text) == seconds) return text;
-    }
-    return shortest(seconds);
 }
 
 std::string_view kind_of(const YAML::Node& node) {
@@ -376,6 +340,21 @@ const Field kFields[] = {
     {"log_level",
      [](const Value& v, Config& c) { c.log_level = v.choice(kLogLevels); },
      [](const Config& c) { return YAML::Node(c.log_level); }},
+    {"log_summary",
+     [](const Value& v, Config& c) {
+         const std::string text = v.scalar("a duration or off");
+         if (text == "off" || text == "0") {
+             c.log_summary = std::chrono::milliseconds(0);
+             return;
+         }
+         const double ms = v.duration(1, 86400) * 1e3;
+         if (std::abs(ms - std::round(ms)) > 1e-6) v.fail("must be whole milliseconds");
+         c.log_summary = std::chrono::milliseconds(std::llround(ms));
+     },
+     [](const Config& c) {
+         return c.log_summary.count() == 0 ? YAML::Node("off")
+                                           : duration_node(c.log_summary.count() / 1e3);
+     }},
 };
 // clang-format on
 
@@ -463,6 +442,39 @@ bool is_hostname(std::string_view host) {
 }
 
 }  // namespace
+
+std::optional<double> parse_duration_seconds(std::string_view text) {
+    double multiply = 1, divide = 1;
+    for (const auto& unit : kDurationUnits) {
+        if (text.ends_with(unit.suffix)) {
+            text.remove_suffix(unit.suffix.size());
+            multiply = unit.multiply;
+            divide = unit.divide;
+            break;
+        }
+    }
+    double number = 0;
+    const char* end = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(text.data(), end, number);
+    if (text.empty() || ec != std::errc() || ptr != end || !std::isfinite(number)) return {};
+    return number * multiply / divide;
+}
+
+std::string format_duration(double seconds) {
+    for (std::string_view suffix : {"s", "ms", "us", "ns"}) {
+        const auto& unit = *std::find_if(kDurationUnits.begin(), kDurationUnits.end(),
+                                         [&](const DurationUnit& u) { return u.suffix == suffix; });
+        const double in_unit = seconds * unit.divide;
+        if (in_unit < 1) continue;
+        std::string text = shortest(in_unit);
+        const auto dot = text.find('.');
+        if (text.find('e') != std::string::npos) continue;
+        if (dot != std::string::npos && text.size() - dot - 1 > 3) continue;
+        text += suffix;
+        if (parse_duration_seconds(text) == seconds) return text;
+    }
+    return shortest(seconds);
+}
 
 std::string_view to_string(ProbeMode mode) {
     for (const auto& [value, name] : kProbeModes) {
