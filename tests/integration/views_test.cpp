@@ -360,4 +360,25 @@ TEST(Page, JsonEndpointAnswersNextToMetrics) {
     EXPECT_EQ(missing->status, 404);
 }
 
+// The periodic log summary: one line per direction with samples, p50 and p99 of its total.
+TEST(LogSummary, OneLinePerDirectionEveryPeriodAndOff) {
+    const int port = free_tcp_port();
+    Daemon d(port_config(port) + "log_summary: 1s\n");
+    ASSERT_TRUE(d.running()) << d.log();
+    send_messages(port, kMessages);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    EXPECT_EQ(d.stop(), 0) << d.log();
+    const std::string log = d.log();
+    for (unsigned direction = 0; direction < NETLAT_DIR_COUNT; ++direction) {
+        const std::regex line(
+            "summary of the last 1s: " + std::string(names::kDirections[direction]) +
+            R"( total \([^)]*\): [1-9]\d* samples, p50 [\d.]+[nmu]?s, p99 [\d.]+[nmu]?s)");
+        EXPECT_TRUE(std::regex_search(log, line)) << names::kDirections[direction] << "\n" << log;
+    }
+    Daemon quiet(port_config(port) + "log_summary: off\n");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    EXPECT_EQ(quiet.stop(), 0);
+    EXPECT_EQ(quiet.log().find("summary of the last"), std::string::npos) << quiet.log();
+}
+
 }  // namespace
