@@ -321,10 +321,15 @@ TEST(Page, EverySegmentOfBothDirectionsRendersWithData) {
         const std::string element = element_with_id(dom.out, id);
         ASSERT_FALSE(element.empty()) << id << " not rendered\n" << dom.out.substr(0, 4000);
         EXPECT_GT(data_count(element), 0) << id << ": " << element;
-        // Its histogram has bars.
+        // Its histogram has bars, and its percentile lines have a path each.
         const size_t at = dom.out.find("id=\"" + id + "\"");
-        const size_t next = dom.out.find("class=\"seg", at + 1);
-        EXPECT_NE(dom.out.substr(at, next - at).find("<rect"), std::string::npos) << id;
+        const std::string card = dom.out.substr(at, dom.out.find("class=\"seg", at + 1) - at);
+        const size_t histogram = card.find("class=\"hist\"");
+        ASSERT_NE(histogram, std::string::npos) << id;
+        EXPECT_NE(card.substr(histogram, card.find("</svg>", histogram) - histogram).find("<rect"),
+                  std::string::npos)
+            << id << " histogram without bars";
+        EXPECT_NE(card.find("class=\"p99\""), std::string::npos) << id << " no p99 line";
     }
     for (const char* direction : {"tx", "rx"}) {
         EXPECT_FALSE(element_with_id(dom.out, std::string("share-") + direction).empty())
