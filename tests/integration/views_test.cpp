@@ -199,17 +199,24 @@ TEST(Once, TextHasHistogramsPercentilesAndSharesOfEverySegment) {
         << r.out;
 }
 
+// Also: with --listen, --once serves the page while it measures.
 TEST(Once, SigintPrintsWhatWasCollectedAndExitsZero) {
-    const int port = free_tcp_port();
+    const int port = free_tcp_port(), http_port = free_tcp_port();
     const auto started = std::chrono::steady_clock::now();
-    const OnceResult r =
-        run_once(port_config(port), {"--duration", "60s", "--json"}, [&](pid_t pid) {
+    std::optional<HttpAnswer> page;
+    const OnceResult r = run_once(
+        port_config(port),
+        {"--duration", "60s", "--json", "--listen", "127.0.0.1:" + std::to_string(http_port)},
+        [&](pid_t pid) {
             send_messages(port, kMessages);
+            page = http_request("127.0.0.1", http_port, "/");
             std::this_thread::sleep_for(std::chrono::milliseconds(300));
             kill(pid, SIGINT);
         });
     EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30));
     ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_TRUE(page.has_value()) << "--once --listen serves the page";
+    EXPECT_EQ(page->status, 200);
     const auto doc = nlohmann::json::parse(r.out);
     for (const auto& d : doc.at("directions")) {
         for (const auto& s : d.at("segments")) {
