@@ -141,6 +141,17 @@ std::optional<unsigned> total_segment(unsigned direction) {
     return std::nullopt;
 }
 
+std::string share_scope_note() {
+    std::string composites;
+    for (unsigned segment = 0; segment < NETLAT_SEG_COUNT; ++segment) {
+        if (is_layer_segment(segment)) continue;
+        if (!composites.empty()) composites += ", ";
+        composites += std::string(names::direction_of_segment(segment)) + " " +
+                      std::string(names::kSegments[segment].segment);
+    }
+    return "composite segments (" + composites + ") are not layers";
+}
+
 std::vector<std::optional<double>> layer_shares(const LatencySnapshot& snapshot) {
     std::vector<std::optional<double>> shares(NETLAT_SEG_COUNT);
     std::array<double, NETLAT_DIR_COUNT> layer_sum{};

@@ -15,9 +15,12 @@ namespace netlatd {
 
 inline constexpr const char* kAccuracyNote =
     "percentiles, max and bucket edges are accurate to the histogram slot width (<= 1/16 relative)";
-inline constexpr const char* kShareNote =
-    "share = the segment's summed latency / the summed latency of all per-layer segments of the "
-    "direction (composite segments such as total and stack are not layers)";
+// What a share is, for the report and the JSON.
+inline constexpr const char* kShareFormula =
+    "share = a per-layer segment's summed latency / the sum over its direction's per-layer "
+    "segments";
+// "composite segments (tx total, rx stack, ...) are not layers", from the segment table.
+std::string share_scope_note();
 
 // The smallest value a slot holds is lower_ns + 1; slot 0 also holds 0.
 uint64_t slot_lower_ns(unsigned slot);

@@ -122,7 +122,7 @@ std::string terminal_report(const LatencySnapshot& snapshot, const ReportContext
                              format_ns(stats.p99_ns).c_str(), format_ns(stats.max_ns).c_str());
     }
 
-    out << "\nwhere the time goes\n(" << kShareNote << "):\n";
+    out << "\nwhere the time goes\n(" << kShareFormula << ";\n " << share_scope_note() << ")\n";
     const auto shares = layer_shares(snapshot);
     for (unsigned segment = 0; segment < NETLAT_SEG_COUNT; ++segment) {
         if (!is_layer_segment(segment)) continue;
@@ -163,7 +163,7 @@ json json_report(const LatencySnapshot& snapshot, const ReportContext& context) 
         std::round(std::chrono::duration<double>(snapshot.elapsed).count() * 1000) / 1000;
     doc["drains"] = snapshot.drains;
     doc["accuracy"] = kAccuracyNote;
-    doc["share"] = kShareNote;
+    doc["share"] = std::string(kShareFormula) + "; " + share_scope_note();
 
     json stages = json::array();
     for (unsigned stage = 0; stage < NETLAT_STAGE_COUNT; ++stage) {

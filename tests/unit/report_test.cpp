@@ -141,6 +141,16 @@ TEST(Layers, ConsecutiveStagesOfOneDirectionFromTheTable) {
     EXPECT_EQ(total_segment(NETLAT_DIR_RX), unsigned{NETLAT_SEG_RX_TOTAL});
 }
 
+TEST(Layers, TheShareNoteNamesTheCompositeSegments) {
+    const std::string note = share_scope_note();
+    for (unsigned segment = 0; segment < NETLAT_SEG_COUNT; ++segment) {
+        const std::string name = std::string(names::direction_of_segment(segment)) + " " +
+                                 std::string(names::kSegments[segment].segment);
+        EXPECT_EQ(note.find(name) != std::string::npos, !is_layer_segment(segment)) << name;
+    }
+    EXPECT_NE(note.find("rx stack"), std::string::npos) << note;
+}
+
 TEST(Layers, SharesOfTheDirectionsLayerSum) {
     LatencySnapshot snapshot;
     record(snapshot.total[NETLAT_SEG_TX_SOCKET_TO_TRANSPORT][NETLAT_PROTO_TCP], 1000, 10);
