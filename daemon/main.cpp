@@ -77,6 +77,30 @@ bool wait_for_stop(const sigset_t& signals, std::chrono::milliseconds interval) 
     return sig == SIGINT || sig == SIGTERM;
 }
 
+// The periodic one-line summary per direction in the log (config.log_summary; 0 = off), over what
+// was measured since the previous one.
+class SummaryLog {
+  public:
+    explicit SummaryLog(std::chrono::milliseconds period)
+        : period_(period), next_(std::chrono::steady_clock::now() + period) {}
+
+    void maybe_log(const netlatd::LatencyStore& store) {
+        const auto now = std::chrono::steady_clock::now();
+        if (period_.count() == 0 || now < next_) return;
+        auto snapshot = store.snapshot();
+        for (const std::string& line : netlatd::summary_lines(*snapshot, previous_.get()))
+            spdlog::info("summary of the last {}: {}",
+                         netlatd::format_duration(period_.count() / 1e3), line);
+        previous_ = std::move(snapshot);
+        next_ = now + period_;
+    }
+
+  private:
+    std::chrono::milliseconds period_;
+    std::chrono::steady_clock::time_point next_;
+    std::unique_ptr<netlatd::LatencySnapshot> previous_;
+};
+
 // Runs the daemon, or with --once measures for options.duration and prints the report. Both go
 // through the same probes and drainer; --once starts no HTTP server unless --listen asks for one.
 int run(const netlatd::Config& config, const netlatd::CliOptions& options) {
@@ -134,8 +158,7 @@ int run(const netlatd::Config& config, const netlatd::CliOptions& options) {
     // Ready once every hook is attached and a drain has succeeded: drain at once, then every
     // interval. --once drains one last time at its deadline or on SIGINT/SIGTERM.
     bool ready = false, stopping = false;
-    std::unique_ptr<LatencySnapshot> summarized;  // the log summary's previous snapshot
-    Clock::time_point next_summary = Clock::now() + config.log_summary;
+    SummaryLog summary(once ? std::chrono::milliseconds(0) : config.log_summary);
     for (;;) {
         try {
             probes->sync_namespaces();
@@ -151,14 +174,7 @@ int run(const netlatd::Config& config, const netlatd::CliOptions& options) {
         }
         const Clock::time_point now = Clock::now();
         if (stopping || now >= deadline) break;
-        if (!once && config.log_summary.count() != 0 && now >= next_summary) {
-            auto snapshot = store->snapshot();
-            for (const std::string& line : summary_lines(*snapshot, summarized.get()))
-                spdlog::info("summary of the last {}: {}",
-                             format_duration(config.log_summary.count() / 1e3), line);
-            summarized = std::move(snapshot);
-            next_summary = now + config.log_summary;
-        }
+        summary.maybe_log(*store);
         std::chrono::milliseconds wait = config.interval;
         if (once) {
             wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(deadline - now));
