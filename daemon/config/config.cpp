@@ -85,11 +85,49 @@ constexpr std::array<DurationUnit, 5> kDurationUnits{{
 constexpr std::string_view kDurationForms =
     "e.g. 250ns, 10us, 1.5ms, 2s, 1m; a plain number is seconds";
 
-std::string shortest(double value) {
+}  // namespace
+
+// Public (config.h): --duration takes the same syntax.
+std::optional<double> parse_duration_seconds(std::string_view text) {
+    double multiply = 1, divide = 1;
+    for (const auto& unit : kDurationUnits) {
+        if (text.ends_with(unit.suffix)) {
+            text.remove_suffix(unit.suffix.size());
+            multiply = unit.multiply;
+            divide = unit.divide;
+            break;
+        }
+    }
+    double number = 0;
+    const char* end = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(text.data(), end, number);
+    if (text.empty() || ec != std::errc() || ptr != end || !std::isfinite(number)) return {};
+    return number * multiply / divide;
+}
+
+static std::string shortest(double value) {
     char buf[64];
     auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, value);
     return std::string(buf, ec == std::errc() ? ptr : buf);
 }
+
+std::string format_duration(double seconds) {
+    for (std::string_view suffix : {"s", "ms", "us", "ns"}) {
+        const auto& unit = *std::find_if(kDurationUnits.begin(), kDurationUnits.end(),
+                                         [&](const DurationUnit& u) { return u.suffix == suffix; });
+        const double in_unit = seconds * unit.divide;
+        if (in_unit < 1) continue;
+        std::string text = shortest(in_unit);
+        const auto dot = text.find('.');
+        if (text.find('e') != std::string::npos) continue;
+        if (dot != std::string::npos && text.size() - dot - 1 > 3) continue;
+        text += suffix;
+        if (parse_duration_seconds(text) == seconds) return text;
+    }
+    return shortest(seconds);
+}
+
+namespace {
 
 std::string_view kind_of(const YAML::Node& node) {
     switch (node.Type()) {
@@ -442,39 +480,6 @@ bool is_hostname(std::string_view host) {
 }
 
 }  // namespace
-
-std::optional<double> parse_duration_seconds(std::string_view text) {
-    double multiply = 1, divide = 1;
-    for (const auto& unit : kDurationUnits) {
-        if (text.ends_with(unit.suffix)) {
-            text.remove_suffix(unit.suffix.size());
-            multiply = unit.multiply;
-            divide = unit.divide;
-            break;
-        }
-    }
-    double number = 0;
-    const char* end = text.data() + text.size();
-    auto [ptr, ec] = std::from_chars(text.data(), end, number);
-    if (text.empty() || ec != std::errc() || ptr != end || !std::isfinite(number)) return {};
-    return number * multiply / divide;
-}
-
-std::string format_duration(double seconds) {
-    for (std::string_view suffix : {"s", "ms", "us", "ns"}) {
-        const auto& unit = *std::find_if(kDurationUnits.begin(), kDurationUnits.end(),
-                                         [&](const DurationUnit& u) { return u.suffix == suffix; });
-        const double in_unit = seconds * unit.divide;
-        if (in_unit < 1) continue;
-        std::string text = shortest(in_unit);
-        const auto dot = text.find('.');
-        if (text.find('e') != std::string::npos) continue;
-        if (dot != std::string::npos && text.size() - dot - 1 > 3) continue;
-        text += suffix;
-        if (parse_duration_seconds(text) == seconds) return text;
-    }
-    return shortest(seconds);
-}
 
 std::string_view to_string(ProbeMode mode) {
     for (const auto& [value, name] : kProbeModes) {
