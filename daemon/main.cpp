@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
@@ -27,6 +28,9 @@
 #include "daemon/metrics/http.h"
 #include "daemon/metrics/metrics.h"
 #include "daemon/probes/probes.h"
+#include "daemon/report/latency_store.h"
+#include "daemon/report/report.h"
+#include "daemon/web/page.h"
 
 namespace {
 
@@ -73,8 +77,35 @@ bool wait_for_stop(const sigset_t& signals, std::chrono::milliseconds interval) 
     return sig == SIGINT || sig == SIGTERM;
 }
 
-int run(const netlatd::Config& config) {
+// The periodic one-line summary per direction in the log (config.log_summary; 0 = off), over what
+// was measured since the previous one.
+class SummaryLog {
+  public:
+    explicit SummaryLog(std::chrono::milliseconds period)
+        : period_(period), next_(std::chrono::steady_clock::now() + period) {}
+
+    void maybe_log(const netlatd::LatencyStore& store) {
+        const auto now = std::chrono::steady_clock::now();
+        if (period_.count() == 0 || now < next_) return;
+        auto snapshot = store.snapshot();
+        for (const std::string& line : netlatd::summary_lines(*snapshot, previous_.get()))
+            spdlog::info("summary of the last {}: {}",
+                         netlatd::format_duration(period_.count() / 1e3), line);
+        previous_ = std::move(snapshot);
+        next_ = now + period_;
+    }
+
+  private:
+    std::chrono::milliseconds period_;
+    std::chrono::steady_clock::time_point next_;
+    std::unique_ptr<netlatd::LatencySnapshot> previous_;
+};
+
+// Runs the daemon, or with --once measures for options.duration and prints the report. Both go
+// through the same probes and drainer; --once starts no HTTP server unless --listen asks for one.
+int run(const netlatd::Config& config, const netlatd::CliOptions& options) {
     using namespace netlatd;
+    using Clock = std::chrono::steady_clock;
     // Signals are taken synchronously: block them before any thread (civetweb's) starts.
     sigset_t signals;
     sigemptyset(&signals);
@@ -82,44 +113,91 @@ int run(const netlatd::Config& config) {
     sigaddset(&signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+    const bool once = options.once;
     Metrics metrics(config, NETLATD_VERSION, libbpf_version(), kernel_release());
-    // The address first: a taken port fails before anything is attached.
-    auto server = std::make_unique<MetricsServer>(config.listen, metrics.registry());
-    server->set_health(false, "attaching hooks");
+    // Declared before the server, whose endpoints read them, so that they outlive it.
+    auto store = std::make_unique<LatencyStore>();
+    ReportContext context;
+    context.version = NETLATD_VERSION;
+    context.kernel = kernel_release();
+    context.probe_mode = to_string(config.probe_mode);
+    context.interval = config.interval;
+    std::unique_ptr<MetricsServer> server;
+    if (!once || options.listen) {
+        // The address first: a taken port fails before anything is attached.
+        server = std::make_unique<MetricsServer>(config.listen, metrics.registry());
+        server->set_health(false, "attaching hooks");
+        server->add_endpoint(web::kPagePath, "text/html; charset=utf-8",
+                             [] { return std::string(web::index_html()); });
+    }
     auto probes = std::make_unique<Probes>(config);
-    metrics.set_stage_info(probes->stage_info());
+    context.stages = probes->stage_info();
+    metrics.set_stage_info(context.stages);
     MapFds fds = probes->map_fds();
     BpfMapReader reader(fds.hist, fds.counters, fds.entries);
     Drainer drainer(reader, metrics, probes->programs());
-    server->set_health(false, "waiting for the first drain");
+    drainer.feed(store.get());
+    if (server) {
+        server->add_endpoint(web::kLatencyJsonPath, "application/json", [&store, &context] {
+            return json_report(*store->snapshot(), context).dump();
+        });
+        server->set_health(false, "waiting for the first drain");
+        spdlog::info(
+            "netlatd {} serving http://{}/metrics and the page at / (probe mode {}, "
+            "interval {} ms)",
+            NETLATD_VERSION, config.listen, to_string(config.probe_mode), config.interval.count());
+    }
+    const auto duration = options.duration.value_or(kOnceDuration);
+    const Clock::time_point deadline = once ? Clock::now() + duration : Clock::time_point::max();
+    if (once) {
+        spdlog::info("netlatd {} measuring for {} ms (probe mode {}, interval {} ms)",
+                     NETLATD_VERSION, duration.count(), to_string(config.probe_mode),
+                     config.interval.count());
+    }
 
-    spdlog::info("netlatd {} serving http://{}/metrics (probe mode {}, interval {} ms)",
-                 NETLATD_VERSION, config.listen, to_string(config.probe_mode),
-                 config.interval.count());
     // Ready once every hook is attached and a drain has succeeded: drain at once, then every
-    // interval.
-    bool ready = false;
-    do {
+    // interval. --once drains one last time at its deadline or on SIGINT/SIGTERM.
+    bool ready = false, stopping = false;
+    SummaryLog summary(once ? std::chrono::milliseconds(0) : config.log_summary);
+    for (;;) {
         try {
             probes->sync_namespaces();
             drainer.drain();
             if (!ready) {
                 ready = true;
-                server->set_health(true, "ok");
+                if (server) server->set_health(true, "ok");
                 spdlog::info("ready: every hook attached, first drain done");
-                notify_systemd("READY=1");
+                if (!once) notify_systemd("READY=1");
             }
         } catch (const std::exception& e) {
             spdlog::warn("drain failed: {}", e.what());
         }
-    } while (!wait_for_stop(signals, config.interval));
-    server->set_health(false, "stopping");
-    notify_systemd("STOPPING=1");
+        const Clock::time_point now = Clock::now();
+        if (stopping || now >= deadline) break;
+        summary.maybe_log(*store);
+        std::chrono::milliseconds wait = config.interval;
+        if (once) {
+            wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(deadline - now));
+        }
+        stopping = wait_for_stop(signals, wait);
+        if (stopping && !once) break;
+    }
+    if (server) server->set_health(false, "stopping");
+    if (!once) notify_systemd("STOPPING=1");
     spdlog::info("stopping: detaching all hooks");
     // The HTTP server's threads take up to a poll timeout to stop: let them while hooks detach.
     std::thread server_stop([&server] { server.reset(); });
     probes.reset();
     server_stop.join();
+    if (once) {
+        const auto snapshot = store->snapshot();
+        if (options.json) {
+            std::cout << json_report(*snapshot, context).dump(2) << "\n";
+        } else {
+            std::cout << terminal_report(*snapshot, context);
+        }
+        std::cout.flush();
+    }
     return 0;
 }
 
@@ -159,7 +237,7 @@ int main(int argc, char** argv) {
     spdlog::set_level(spdlog::level::from_str(config.log_level));
 
     try {
-        return run(config);
+        return run(config, options);
     } catch (const std::exception& e) {
         return fail(kExitRuntime, e.what());
     }

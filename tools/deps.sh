@@ -11,6 +11,7 @@ DEPS=(
     googletest libgtest-dev iproute2 iptables libnetfilter-queue-dev curl procps python3 prometheus
     qemu-system-x86 busybox-static cpio kmod  # tests/vm: TCG guest with the Debian cloud kernel
     podman runc systemd util-linux unzip nodejs python3-kubernetes python3-yaml  # packaging/e2e tiers
+    chromium  # tests/integration/views_test: the page at / in a headless browser
 )
 
 # npm fetches the chart and schema tools of tests/packaging from the npm registry. Debian's nodejs

@@ -1,11 +1,12 @@
 #include "daemon/config/cli.h"
 
+#include <cmath>
 #include <string_view>
 
 namespace netlatd {
 namespace {
 
-enum class Option { Config, Listen, ProbeMode, CheckConfig, Version, Help };
+enum class Option { Config, Listen, ProbeMode, CheckConfig, Once, Duration, Json, Version, Help };
 
 struct OptionSpec {
     std::string_view name;
@@ -18,10 +19,30 @@ constexpr OptionSpec kOptions[] = {
     {"--listen", Option::Listen, true},
     {"--probe-mode", Option::ProbeMode, true},
     {"--check-config", Option::CheckConfig, false},
+    {"--once", Option::Once, false},
+    {"--duration", Option::Duration, true},
+    {"--json", Option::Json, false},
     {"--version", Option::Version, false},
     {"--help", Option::Help, false},
     {"-h", Option::Help, false},
 };
+
+// --duration: the config file's duration syntax, 100ms..24h, whole milliseconds.
+std::chrono::milliseconds parse_once_duration(const std::string& value) {
+    const std::optional<double> seconds = parse_duration_seconds(value);
+    if (!seconds) {
+        throw CliError("--duration: '" + value +
+                       "' is not a duration (e.g. 8s, 1.5m, 500ms; a plain number is seconds)");
+    }
+    const double ms = *seconds * 1e3;
+    if (*seconds < 0.1 || *seconds > 86400) {
+        throw CliError("--duration: " + value + " is out of range (allowed 100ms..24h)");
+    }
+    if (std::abs(ms - std::round(ms)) > 1e-6) {
+        throw CliError("--duration: " + value + " is not whole milliseconds");
+    }
+    return std::chrono::milliseconds(std::llround(ms));
+}
 
 }  // namespace
 
@@ -68,6 +89,15 @@ CliOptions parse_cli(int argc, char** argv) {
             case Option::CheckConfig:
                 options.check_config = true;
                 break;
+            case Option::Once:
+                options.once = true;
+                break;
+            case Option::Duration:
+                options.duration = parse_once_duration(value);
+                break;
+            case Option::Json:
+                options.json = true;
+                break;
             case Option::Version:
                 options.version = true;
                 break;
@@ -76,6 +106,8 @@ CliOptions parse_cli(int argc, char** argv) {
                 break;
         }
     }
+    if (!options.once && options.json) throw CliError("--json needs --once");
+    if (!options.once && options.duration) throw CliError("--duration needs --once");
     return options;
 }
 
@@ -91,6 +123,12 @@ std::string usage() {
            probe_mode_choices() +
            " (overrides `probe_mode`)\n"
            "  --check-config       validate the configuration and exit\n"
+           "  --once               measure for a while, print a report of every segment\n"
+           "                       (histograms, percentiles, per-layer shares) and exit;\n"
+           "                       no HTTP server unless --listen is given\n"
+           "  --duration TIME      how long --once measures: 100ms..24h (default 10s;\n"
+           "                       e.g. 8s, 1.5m, 500ms)\n"
+           "  --json               with --once: print the report as one JSON document\n"
            "  --version            print the version and exit\n"
            "  -h, --help           print this help and exit\n"
            "\n"

@@ -1,6 +1,7 @@
 // netlatd's command line: parsing, help text and the effective configuration it selects.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -13,7 +14,13 @@ struct CliOptions {
     std::optional<std::string> config_path, listen;
     std::optional<ProbeMode> probe_mode;
     bool check_config = false, version = false, help = false;
+    // --once: measure for `duration` (default kOnceDuration), print a report, exit; --json: as
+    // one JSON document. Only with --once; no HTTP server unless --listen is given too.
+    bool once = false, json = false;
+    std::optional<std::chrono::milliseconds> duration;
 };
+
+inline constexpr std::chrono::milliseconds kOnceDuration{10000};
 
 // One line, e.g. "unknown option '--foo' (see --help)".
 struct CliError : std::runtime_error {

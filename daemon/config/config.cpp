@@ -85,7 +85,9 @@ constexpr std::array<DurationUnit, 5> kDurationUnits{{
 constexpr std::string_view kDurationForms =
     "e.g. 250ns, 10us, 1.5ms, 2s, 1m; a plain number is seconds";
 
-// Seconds, or nullopt if the text is not a duration. Negative values are returned (out of range).
+}  // namespace
+
+// Public (config.h): --duration takes the same syntax.
 std::optional<double> parse_duration_seconds(std::string_view text) {
     double multiply = 1, divide = 1;
     for (const auto& unit : kDurationUnits) {
@@ -103,14 +105,12 @@ std::optional<double> parse_duration_seconds(std::string_view text) {
     return number * multiply / divide;
 }
 
-std::string shortest(double value) {
+static std::string shortest(double value) {
     char buf[64];
     auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, value);
     return std::string(buf, ec == std::errc() ? ptr : buf);
 }
 
-// The most readable text that parses back to exactly `seconds`: the largest unit in which the
-// value is >= 1 with at most three decimals ("4s", "500ms", "1.5ms", "250ns"), else plain seconds.
 std::string format_duration(double seconds) {
     for (std::string_view suffix : {"s", "ms", "us", "ns"}) {
         const auto& unit = *std::find_if(kDurationUnits.begin(), kDurationUnits.end(),
@@ -126,6 +126,8 @@ std::string format_duration(double seconds) {
     }
     return shortest(seconds);
 }
+
+namespace {
 
 std::string_view kind_of(const YAML::Node& node) {
     switch (node.Type()) {
@@ -376,6 +378,21 @@ const Field kFields[] = {
     {"log_level",
      [](const Value& v, Config& c) { c.log_level = v.choice(kLogLevels); },
      [](const Config& c) { return YAML::Node(c.log_level); }},
+    {"log_summary",
+     [](const Value& v, Config& c) {
+         const std::string text = v.scalar("a duration or off");
+         if (text == "off" || text == "0") {
+             c.log_summary = std::chrono::milliseconds(0);
+             return;
+         }
+         const double ms = v.duration(1, 86400) * 1e3;
+         if (std::abs(ms - std::round(ms)) > 1e-6) v.fail("must be whole milliseconds");
+         c.log_summary = std::chrono::milliseconds(std::llround(ms));
+     },
+     [](const Config& c) {
+         return c.log_summary.count() == 0 ? YAML::Node("off")
+                                           : duration_node(c.log_summary.count() / 1e3);
+     }},
 };
 // clang-format on
 

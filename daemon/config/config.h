@@ -57,6 +57,7 @@ struct Config {
     uint32_t sampling = 1;  // record 1 in N packets/calls, 1..65536
     MapConfig maps;
     std::string log_level = "info";  // trace|debug|info|warn|error
+    std::chrono::milliseconds log_summary{60000};  // one log line per direction this often; 0: off
     bool operator==(const Config&) const = default;
 };
 
@@ -72,6 +73,13 @@ Config default_config();  // parses the embedded copy of config/netlatd.yaml
 std::string_view
 embedded_default_config_yaml();      // generated at build time from config/netlatd.yaml
 std::string to_yaml(const Config&);  // the effective config, re-parseable
+
+// Durations as the file writes them: "250ns", "10us", "1.5ms", "2s", "1m" or a plain number of
+// seconds. Seconds, or nullopt if the text is not a duration (negative values are returned).
+std::optional<double> parse_duration_seconds(std::string_view text);
+// The most readable text that parses back to exactly `seconds`: the largest unit in which the
+// value is >= 1 with at most three decimals ("4s", "500ms", "1.5ms", "250ns"), else plain seconds.
+std::string format_duration(double seconds);
 
 // A listen address split into its parts: "HOST:PORT", HOST an IPv4 address, [IPv6] or a hostname,
 // PORT 1..65535. The one check of `listen`, for the file and for --listen. Throws

@@ -58,6 +58,7 @@ void Drainer::drain_histograms() {
         bool any = false;
         for (unsigned slot = 0; slot < NETLAT_SLOTS; ++slot) {
             const uint32_t delta = totals.slots[slot] - previous->slots[slot];  // modulo 2^32
+            slot_deltas_[slot] = delta;
             if (delta != 0) {
                 bucket_increments_[slot_buckets[slot]] += delta;
                 any = true;
@@ -67,6 +68,8 @@ void Drainer::drain_histograms() {
         if (any || sum_delta_ns != 0) {
             metrics_.observe_latency(key, bucket_increments_,
                                      static_cast<double>(sum_delta_ns) / 1e9);
+            if (store_ != nullptr)
+                store_->add(key, slot_deltas_, totals.count - previous->count, sum_delta_ns);
         }
         entry->second = {totals, drain};
     }
@@ -109,6 +112,7 @@ void Drainer::drain_counters() {
         }
     }
     previous_counters_.assign(counters.begin(), counters.begin() + NETLAT_CTR_COUNT);
+    if (store_ != nullptr) store_->commit(previous_counters_, evictions_);
 }
 
 void Drainer::drain_programs() {

@@ -12,6 +12,7 @@
 #include "daemon/drain/map_reader.h"
 #include "daemon/metrics/metrics.h"
 #include "daemon/model/types.h"
+#include "daemon/report/latency_store.h"
 
 namespace netlatd {
 
@@ -26,6 +27,10 @@ class Drainer {
     // back starts from zero. Throws what the reader throws (BpfMapError, std::runtime_error); the
     // state stays consistent, so the caller may log and drain again next interval.
     void drain();
+
+    // Also adds every drain's deltas and counters to `store` (which must outlive the Drainer): the
+    // terminal report, the page's JSON and the log summary read it.
+    void feed(LatencyStore* store) { store_ = store; }
 
   private:
     void drain_histograms();
@@ -47,6 +52,8 @@ class Drainer {
     std::vector<ProgramStats> previous_programs_;
     std::vector<std::pair<prometheus::Counter*, prometheus::Counter*>> program_counters_;
     std::vector<double> bucket_increments_;  // reused: bounds + 1 entries
+    LatencyStore* store_ = nullptr;
+    std::array<uint32_t, NETLAT_SLOTS> slot_deltas_{};  // reused: one key's deltas for store_
 };
 
 }  // namespace netlatd

@@ -111,30 +111,67 @@ struct Health {
 std::mutex health_mutex;
 std::map<int, Health> health_by_port;
 
-// civetweb calls begin_request before any handler; answering here keeps /healthz out of the
-// metrics endpoints. A port not registered yet is still starting.
-int serve_healthz(mg_connection* connection) {
-    const mg_request_info* request = mg_get_request_info(connection);
-    if (request == nullptr || request->local_uri == nullptr ||
-        std::strcmp(request->local_uri, "/healthz") != 0) {
-        return 0;
-    }
-    Health health;
-    {
-        std::lock_guard lock(health_mutex);
-        if (auto it = health_by_port.find(request->server_port); it != health_by_port.end())
-            health = it->second;
-    }
-    const std::string body = (health.ready ? "ok" : "not ready: " + health.status) + "\n";
-    const int code = health.ready ? 200 : 503;
+// Further paths of a port (add_endpoint), under health_mutex.
+struct Endpoint {
+    std::string content_type;
+    std::function<std::string()> body;
+};
+std::map<int, std::map<std::string, std::shared_ptr<const Endpoint>>> endpoints_by_port;
+
+void respond(mg_connection* connection, const mg_request_info* request, int code,
+             const char* content_type, const std::string& body) {
     mg_response_header_start(connection, code);
-    mg_response_header_add(connection, "Content-Type", "text/plain; charset=utf-8", -1);
+    mg_response_header_add(connection, "Content-Type", content_type, -1);
     mg_response_header_add(connection, "Content-Length", std::to_string(body.size()).c_str(), -1);
     mg_response_header_add(connection, "Cache-Control", "no-store", -1);
     mg_response_header_send(connection);
     if (std::strcmp(request->request_method, "HEAD") != 0)
         mg_write(connection, body.data(), body.size());
-    return code;
+}
+
+// civetweb calls begin_request before any handler: the one dispatcher of every request. /healthz
+// and the added endpoints are answered here; 0 passes the request on to the metrics handler. A
+// port not registered yet is still starting.
+int dispatch_request(mg_connection* connection) {
+    const mg_request_info* request = mg_get_request_info(connection);
+    if (request == nullptr || request->local_uri == nullptr) return 0;
+    if (std::strcmp(request->local_uri, "/healthz") == 0) {
+        Health health;
+        {
+            std::lock_guard lock(health_mutex);
+            if (auto it = health_by_port.find(request->server_port); it != health_by_port.end())
+                health = it->second;
+        }
+        const std::string body = (health.ready ? "ok" : "not ready: " + health.status) + "\n";
+        const int code = health.ready ? 200 : 503;
+        respond(connection, request, code, "text/plain; charset=utf-8", body);
+        return code;
+    }
+    std::shared_ptr<const Endpoint> endpoint;
+    {
+        std::lock_guard lock(health_mutex);
+        if (auto port = endpoints_by_port.find(request->server_port);
+            port != endpoints_by_port.end()) {
+            if (auto it = port->second.find(request->local_uri); it != port->second.end())
+                endpoint = it->second;
+        }
+    }
+    if (!endpoint) return 0;
+    if (std::strcmp(request->request_method, "GET") != 0 &&
+        std::strcmp(request->request_method, "HEAD") != 0) {
+        respond(connection, request, 405, "text/plain; charset=utf-8", "GET or HEAD only\n");
+        return 405;
+    }
+    std::string body;
+    try {
+        body = endpoint->body();
+    } catch (const std::exception& error) {
+        respond(connection, request, 500, "text/plain; charset=utf-8",
+                std::string(error.what()) + "\n");
+        return 500;
+    }
+    respond(connection, request, 200, endpoint->content_type.c_str(), body);
+    return 200;
 }
 
 }  // namespace
@@ -143,7 +180,7 @@ MetricsServer::MetricsServer(const std::string& listen,
                              std::shared_ptr<prometheus::Registry> registry)
     : callbacks_(std::make_unique<CivetCallbacks>()), registry_(std::move(registry)) {
     probe_bind(listen);
-    callbacks_->begin_request = serve_healthz;
+    callbacks_->begin_request = dispatch_request;
     try {
         exposer_ = std::make_unique<prometheus::Exposer>(listen, 2, callbacks_.get());
     } catch (const std::exception& error) {
@@ -161,7 +198,10 @@ MetricsServer::MetricsServer(const std::string& listen,
 MetricsServer::~MetricsServer() {
     {
         std::lock_guard lock(health_mutex);
-        for (int port : exposer_->GetListeningPorts()) health_by_port.erase(port);
+        for (int port : exposer_->GetListeningPorts()) {
+            health_by_port.erase(port);
+            endpoints_by_port.erase(port);
+        }
     }
     if (!wake_address_) return;
     std::atomic<bool> stopped = false;
@@ -184,6 +224,13 @@ bool MetricsServer::ipv6_supported() {
 void MetricsServer::set_health(bool ready, const std::string& status) {
     std::lock_guard lock(health_mutex);
     for (int port : exposer_->GetListeningPorts()) health_by_port[port] = {ready, status};
+}
+
+void MetricsServer::add_endpoint(const std::string& path, const std::string& content_type,
+                                 std::function<std::string()> body) {
+    auto endpoint = std::make_shared<const Endpoint>(Endpoint{content_type, std::move(body)});
+    std::lock_guard lock(health_mutex);
+    for (int port : exposer_->GetListeningPorts()) endpoints_by_port[port][path] = endpoint;
 }
 
 std::vector<int> MetricsServer::ports() const {

@@ -1,6 +1,7 @@
 // The /metrics endpoint (prometheus-cpp's civetweb Exposer) and GET /healthz.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,12 @@ class MetricsServer {
     // server is not ready ("starting"): netlatd marks it ready once every hook is attached and
     // the first drain has run, so a readiness probe never passes a netlatd that measures nothing.
     void set_health(bool ready, const std::string& status);
+
+    // Serves GET (and HEAD) of exactly `path` with the text `body` returns at each request, from
+    // civetweb's threads: the page at / and its JSON. Answered by the same dispatcher as /healthz,
+    // before any handler, so every path of the port follows the same access rules.
+    void add_endpoint(const std::string& path, const std::string& content_type,
+                      std::function<std::string()> body);
 
     // Whether the linked civetweb can listen on IPv6 addresses.
     static bool ipv6_supported();

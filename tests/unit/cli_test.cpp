@@ -76,11 +76,48 @@ TEST(Cli, Errors) {
     EXPECT_EQ(error_of({"--help=1"}), "--help does not take a value");
 }
 
+TEST(Cli, OnceDurationJson) {
+    const CliOptions defaults = parse({"--once"});
+    EXPECT_TRUE(defaults.once);
+    EXPECT_FALSE(defaults.json);
+    EXPECT_FALSE(defaults.duration);
+    EXPECT_EQ(kOnceDuration, std::chrono::seconds(10));
+    const CliOptions o = parse({"--once", "--duration", "8s", "--json"});
+    EXPECT_TRUE(o.once);
+    EXPECT_TRUE(o.json);
+    EXPECT_EQ(o.duration, std::chrono::seconds(8));
+    EXPECT_EQ(parse({"--duration=1.5m", "--once"}).duration, std::chrono::seconds(90));
+    EXPECT_EQ(parse({"--once", "--duration", "250ms"}).duration, std::chrono::milliseconds(250));
+    EXPECT_EQ(parse({"--once", "--duration", "2"}).duration, std::chrono::seconds(2));
+    EXPECT_FALSE(parse({"--once", "--listen", "127.0.0.1:1"}).json);
+}
+
+TEST(Cli, OnceErrors) {
+    EXPECT_EQ(error_of({"--once", "--duration", "0"}),
+              "--duration: 0 is out of range (allowed 100ms..24h)");
+    EXPECT_EQ(error_of({"--once", "--duration", "-5s"}),
+              "--duration: -5s is out of range (allowed 100ms..24h)");
+    EXPECT_EQ(error_of({"--once", "--duration", "2d"}),
+              "--duration: '2d' is not a duration (e.g. 8s, 1.5m, 500ms; a plain number is "
+              "seconds)");
+    EXPECT_EQ(error_of({"--once", "--duration", "abc"}),
+              "--duration: 'abc' is not a duration (e.g. 8s, 1.5m, 500ms; a plain number is "
+              "seconds)");
+    EXPECT_EQ(error_of({"--once", "--duration", "1.5us"}),
+              "--duration: 1.5us is out of range (allowed 100ms..24h)");
+    EXPECT_EQ(error_of({"--once", "--duration", "0.1005"}),
+              "--duration: 0.1005 is not whole milliseconds");
+    EXPECT_EQ(error_of({"--once", "--duration"}), "--duration requires a value");
+    EXPECT_EQ(error_of({"--json"}), "--json needs --once");
+    EXPECT_EQ(error_of({"--duration", "8s"}), "--duration needs --once");
+    EXPECT_EQ(error_of({"--once=yes"}), "--once does not take a value");
+}
+
 TEST(Cli, UsageNamesEveryOption) {
     const std::string text = usage();
     for (const char* option :
          {"--config FILE", "--listen HOST:PORT", "--probe-mode MODE", "--check-config", "--version",
-          "--help", "auto, fentry, kprobe, tracepoint"}) {
+          "--help", "auto, fentry, kprobe, tracepoint", "--once", "--duration TIME", "--json"}) {
         EXPECT_NE(text.find(option), std::string::npos) << option;
     }
     EXPECT_TRUE(text.ends_with("\n"));

@@ -69,6 +69,7 @@ filters:
 sampling: 100
 maps: {skb_entries: 1024, thread_entries: 64, socket_entries: 128, stale_after: 1.5ms}
 log_level: debug
+log_summary: 30s
 )",
                                   "x");
     EXPECT_EQ(c.listen, "[::1]:9100");
@@ -91,6 +92,17 @@ log_level: debug
     EXPECT_EQ(c.maps.socket_entries, 128u);
     EXPECT_EQ(c.maps.stale_after, 1500us);
     EXPECT_EQ(c.log_level, "debug");
+    EXPECT_EQ(c.log_summary, 30s);
+}
+
+TEST(Config, LogSummaryOff) {
+    EXPECT_EQ(parse_config("log_summary: off\n", "x").log_summary, 0ms);
+    EXPECT_EQ(parse_config("log_summary: 0\n", "x").log_summary, 0ms);
+    EXPECT_EQ(parse_config("log_summary: 2m\n", "x").log_summary, 120s);
+    EXPECT_EQ(Config{}.log_summary, 60s);
+    Config off;
+    off.log_summary = 0ms;
+    EXPECT_EQ(parse_config(to_yaml(off), "round trip"), off);
 }
 
 TEST(Config, MissingKeysKeepDefaults) {
@@ -144,6 +156,7 @@ TEST(Config, RoundTrip) {
     c.sampling = 65536;
     c.maps = {1, 2, 16777216, 3600s};
     c.log_level = "trace";
+    c.log_summary = 1500ms;
     const std::string yaml = to_yaml(c);
     EXPECT_EQ(parse_config(yaml, "round trip"), c) << yaml;
     EXPECT_EQ(parse_config(to_yaml(Config{}), "round trip"), Config{});
@@ -170,7 +183,8 @@ TEST(ConfigErrors, BadYamlNamesLineAndColumn) {
 TEST(ConfigErrors, UnknownKeys) {
     EXPECT_CONFIG_ERROR("lables: {}\n",
                         "config test.yaml: unknown key 'lables' (allowed: listen, probe_mode, "
-                        "interval, buckets, labels, filters, sampling, maps, log_level)");
+                        "interval, buckets, labels, filters, sampling, maps, log_level, "
+                        "log_summary)");
     EXPECT_CONFIG_ERROR("buckets: {per_octav: 2}\n",
                         "config test.yaml: unknown key 'buckets.per_octav' (allowed: min, max, "
                         "per_octave, bounds)");
@@ -179,14 +193,16 @@ TEST(ConfigErrors, UnknownKeys) {
                         "thread_entries, socket_entries, stale_after)");
     EXPECT_CONFIG_ERROR("buckets.min: 1us\n",
                         "config test.yaml: unknown key 'buckets.min' (allowed: listen, probe_mode, "
-                        "interval, buckets, labels, filters, sampling, maps, log_level)");
+                        "interval, buckets, labels, filters, sampling, maps, log_level, "
+                        "log_summary)");
     EXPECT_CONFIG_ERROR("sampling: 2\nsampling: 3\n", "config test.yaml: duplicate key 'sampling'");
 }
 
 TEST(ConfigErrors, WrongTypes) {
-    EXPECT_CONFIG_ERROR("- listen\n",
-                        "config test.yaml: expected a mapping of listen, probe_mode, interval, "
-                        "buckets, labels, filters, sampling, maps, log_level, got a list");
+    EXPECT_CONFIG_ERROR(
+        "- listen\n",
+        "config test.yaml: expected a mapping of listen, probe_mode, interval, "
+        "buckets, labels, filters, sampling, maps, log_level, log_summary, got a list");
     EXPECT_CONFIG_ERROR("buckets: 5\n",
                         "config test.yaml: buckets: expected a mapping of min, max, per_octave, "
                         "bounds, got a single value");
@@ -234,6 +250,12 @@ TEST(ConfigErrors, OutOfRange) {
                         "config test.yaml: interval: 50ms is out of range (allowed 100ms..60s)");
     EXPECT_CONFIG_ERROR("interval: 100.5ms\n",
                         "config test.yaml: interval: must be whole milliseconds");
+    EXPECT_CONFIG_ERROR(
+        "log_summary: 500ms\n",
+        "config test.yaml: log_summary: 500ms is out of range (allowed 1s..86400s)");
+    EXPECT_CONFIG_ERROR("log_summary: never\n",
+                        "config test.yaml: log_summary: 'never' is not a duration (e.g. 250ns, "
+                        "10us, 1.5ms, 2s, 1m; a plain number is seconds)");
     EXPECT_CONFIG_ERROR("buckets: {min: 0.5ns}\n",
                         "config test.yaml: buckets.min: 0.5ns is out of range (allowed 1ns..60s)");
     EXPECT_CONFIG_ERROR("buckets: {max: 2m}\n",
@@ -356,7 +378,7 @@ TEST(ConfigErrors, Files) {
     EXPECT_EQ(file_error(dir + "unknown_key.yaml"),
               "config " + dir +
                   "unknown_key.yaml: unknown key 'lables' (allowed: listen, probe_mode, interval, "
-                  "buckets, labels, filters, sampling, maps, log_level)");
+                  "buckets, labels, filters, sampling, maps, log_level, log_summary)");
     EXPECT_EQ(file_error(dir + "wrong_type.yaml"),
               "config " + dir +
                   "wrong_type.yaml: labels.family: 'sometimes' is not a boolean (allowed true, "

@@ -380,5 +380,31 @@ TEST(Metrics, StageInfoIsReplacedAsAWhole) {
               1.0);
 }
 
+// The store behind the --once report and the page gets the same deltas as the metrics: summed
+// over families, per (segment, protocol), with the cumulative counters of the drain.
+TEST(Drainer, FeedsTheLatencyStore) {
+    Metrics metrics(Config{}, "0.1.0", "1.1.2", "6.18.0");
+    FakeMapReader reader;
+    Drainer drainer(reader, metrics, {});
+    LatencyStore store;
+    drainer.feed(&store);
+    record(reader.hist(NETLAT_SEG_TX_TOTAL, NETLAT_PROTO_TCP), 5000, 3);
+    record(reader.hist(NETLAT_SEG_TX_TOTAL, NETLAT_PROTO_TCP, NETLAT_FAMILY_IPV6), 9000, 2);
+    reader.counters[NETLAT_CTR_UNMATCHED(NETLAT_SEG_TX_TOTAL, NETLAT_UNMATCHED_STALE)] = 7;
+    drainer.drain();
+    record(reader.hist(NETLAT_SEG_TX_TOTAL, NETLAT_PROTO_TCP), 5000, 1);
+    drainer.drain();
+
+    const auto snapshot = store.snapshot();
+    const SeriesCounts& tcp = snapshot->total[NETLAT_SEG_TX_TOTAL][NETLAT_PROTO_TCP];
+    EXPECT_EQ(tcp.count, 6u);
+    EXPECT_EQ(tcp.sum_ns, 4u * 5000 + 2 * 9000);
+    EXPECT_EQ(tcp.slots[netlat_slot(5000)], 4u);
+    EXPECT_EQ(tcp.slots[netlat_slot(9000)], 2u);
+    EXPECT_EQ(snapshot->last[NETLAT_SEG_TX_TOTAL][NETLAT_PROTO_TCP].count, 1u);
+    EXPECT_EQ(snapshot->unmatched[NETLAT_SEG_TX_TOTAL][NETLAT_UNMATCHED_STALE], 7u);
+    EXPECT_EQ(snapshot->drains, 2u);
+}
+
 }  // namespace
 }  // namespace netlatd

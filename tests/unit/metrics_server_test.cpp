@@ -82,6 +82,29 @@ TEST(MetricsServer, ServesMetricsAndHealthz) {
     EXPECT_EQ(health.substr(health.size() - 3), "ok\n") << health;
 }
 
+// The page at / and its JSON go through the same dispatcher as /healthz: exact paths, the content
+// type given, the body made at each request; other paths still reach /metrics or get 404.
+TEST(MetricsServer, AddedEndpointsAnswerTheirExactPath) {
+    const int port = free_port();
+    MetricsServer server("127.0.0.1:" + std::to_string(port),
+                         std::make_shared<prometheus::Registry>());
+    EXPECT_EQ(http_get(port, "/").find(" 404 Not Found\r\n"), 8u) << "nothing at / by default";
+    int calls = 0;
+    server.add_endpoint("/", "text/html; charset=utf-8", [] { return std::string("<p>page</p>"); });
+    server.add_endpoint("/api/latency.json", "application/json",
+                        [&calls] { return "{\"n\":" + std::to_string(++calls) + "}"; });
+
+    const std::string page = http_get(port, "/");
+    EXPECT_EQ(page.find(" 200 OK\r\n"), 8u) << page;
+    EXPECT_NE(page.find("Content-Type: text/html; charset=utf-8\r\n"), std::string::npos) << page;
+    EXPECT_TRUE(page.ends_with("\r\n\r\n<p>page</p>")) << page;
+    EXPECT_TRUE(http_get(port, "/api/latency.json").ends_with("{\"n\":1}"));
+    EXPECT_TRUE(http_get(port, "/api/latency.json").ends_with("{\"n\":2}")) << "made per request";
+    EXPECT_EQ(http_get(port, "/api/latency.jsonx").find(" 404 Not Found\r\n"), 8u);
+    EXPECT_EQ(http_get(port, "/metrics").find(" 200 OK\r\n"), 8u);
+    EXPECT_EQ(http_get(port, "/healthz").find(" 503 "), 8u);
+}
+
 TEST(MetricsServer, HealthzIsNotReadyUntilMarkedReady) {
     const int port = free_port();
     MetricsServer server("127.0.0.1:" + std::to_string(port),
