@@ -26,7 +26,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, str(REPO / 'tests' / 'packaging'))
-import netlat_probe  # noqa: E402
+import netlat_probe  # noqa: E402  (its import keeps loopback scrapes away from any http_proxy)
 
 RATE_INTERVAL = '15s'
 TRAFFIC_SECONDS = int(os.environ.get("NETLATD_E2E_TRAFFIC_SECONDS", "25"))

@@ -15,6 +15,9 @@ import threading
 import time
 import urllib.request
 
+# Loopback scrapes never go through a proxy set in the environment (http_proxy).
+urllib.request.install_opener(urllib.request.build_opener(urllib.request.ProxyHandler({})))
+
 SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$')
 LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
