@@ -74,12 +74,23 @@ bool read_all(int fd, char* data, size_t len) {
 
 }  // namespace
 
-int free_tcp_port() {
-    Fd s(socket(AF_INET, SOCK_STREAM, 0));
+LoopbackSocket bind_loopback(int type, bool listening) {
+    LoopbackSocket b{socket(AF_INET, type, 0), 0};
+    check(b.fd >= 0, "socket");
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    check(bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0, "bind");
+    check(bind(b.fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0, "bind");
+    if (listening) check(listen(b.fd, 16) == 0, "listen");
+    socklen_t len = sizeof(a);
+    getsockname(b.fd, reinterpret_cast<sockaddr*>(&a), &len);
+    b.port = ntohs(a.sin_port);
+    return b;
+}
+
+int free_tcp_port() {
+    Fd s(bind_loopback(SOCK_STREAM).fd);
+    sockaddr_in a{};
     socklen_t len = sizeof(a);
     getsockname(s.get(), reinterpret_cast<sockaddr*>(&a), &len);
     return ntohs(a.sin_port);

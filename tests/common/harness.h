@@ -64,6 +64,13 @@ struct HttpAnswer {
 };
 std::optional<HttpAnswer> http_request(const std::string& host, int port, const std::string& path);
 int free_tcp_port();
+// A socket of `type` (SOCK_STREAM, SOCK_DGRAM) bound to 127.0.0.1 on a free port, listening if
+// asked. The caller closes fd.
+struct LoopbackSocket {
+    int fd = -1;
+    int port = 0;
+};
+LoopbackSocket bind_loopback(int type, bool listening = false);
 
 // Prometheus text format, parsed just enough: one sample per line.
 struct Sample {

@@ -231,17 +231,10 @@ TEST(Daemon, NothingStaysAttachedAfterSigkill) {
 }
 
 TEST(Daemon, ListenAddressInUseIsReported) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-    ASSERT_EQ(listen(fd, 1), 0);
-    socklen_t len = sizeof(a);
-    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    std::string addr = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+    const LoopbackSocket taken = bind_loopback(SOCK_STREAM, true);
+    std::string addr = "127.0.0.1:" + std::to_string(taken.port);
     auto r = run_command({netlatd_path(), "--listen", addr});
-    close(fd);
+    close(taken.fd);
     EXPECT_NE(r.exit_code, 0);
     EXPECT_NE(r.err.find(addr), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("in use"), std::string::npos) << r.err;

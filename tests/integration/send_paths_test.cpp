@@ -37,15 +37,11 @@ double samples_above(const std::vector<Sample>& s, const std::string& segment, d
 
 TEST(SendPaths, SendfileAfterWriteIsNotTimedFromTheWrite) {
     // A TCP connection on loopback; the server end drains everything.
-    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    const auto [listener, port] = bind_loopback(SOCK_STREAM, true);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-    ASSERT_EQ(listen(listener, 1), 0);
-    socklen_t len = sizeof(a);
-    getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
-    const int port = ntohs(a.sin_port);
+    a.sin_port = htons(static_cast<uint16_t>(port));
 
     Daemon d("interval: 100ms\nfilters:\n  remote_ports: [" + std::to_string(port) + "]\n");
     ASSERT_TRUE(d.running()) << d.log();
