@@ -581,6 +581,12 @@ static __always_inline void tx_join(const struct sk_buff *skb, int stage, __u64 
     if (!sk) return; /* forwarded, not ours */
     struct pkt p = {};
     if (!parse_l3(skb, skb_network(skb), &p)) return;
+    /* A tunnel (VXLAN, geneve, ...) sends its outer packet with the inner packet's socket: that
+     * packet is not a send of the socket, whose own packet was timed up to the tunnel device. */
+    __u8 sk_proto, sk_family;
+    if (sock_kind(sk, &sk_proto, &sk_family) || sk_proto != p.proto ||
+        BPF_CORE_READ(sk, __sk_common.skc_num) != p.src_port)
+        return;
     const struct net_device *dev = skb_out_dev(skb);
     __u32 netns = netns_of_dev(dev);
     if (!flow_wanted(p.src_port, p.dst_port, netns) || !dev_wanted(dev)) return;
