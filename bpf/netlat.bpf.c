@@ -660,10 +660,22 @@ static __always_inline void tx_device(const struct sk_buff *skb)
 {
     __u64 now = bpf_ktime_get_ns();
     struct skb_entry *e = skb_lookup(&tx_skb, NETLAT_MAP_TX_SKB, (__u64)skb, NETLAT_STAGE_TX_DEVICE, now);
-    if (e)
-        skb_stage(e, NETLAT_STAGE_TX_DEVICE, now);
-    else
+    if (!e)
         tx_join(skb, NETLAT_STAGE_TX_DEVICE, now);
+    else if (e->prev_stage < NETLAT_STAGE_TX_DEVICE)
+        skb_stage(e, NETLAT_STAGE_TX_DEVICE, now);
+    /* else: a lower device's queue under a stacked one (macvlan, bridge, bond): still the device
+     * layer, which began at the upper device */
+}
+
+/* A device that hands its packets to a lower device (macvlan, VLAN, bond, bridge: it has lower
+ * devices); the packet's driver stage is the bottom device's transmit. A tunnel (VXLAN) has none:
+ * its own transmit is the driver stage of the inner packet. */
+static __always_inline int dev_is_stacked(const struct net_device *dev)
+{
+    if (!dev) return 0;
+    const struct list_head *lower = &dev->adj_list.lower;
+    return BPF_CORE_READ(dev, adj_list.lower.next) != lower;
 }
 
 static __always_inline void tx_network(const struct sk_buff *skb)
@@ -677,7 +689,7 @@ static __always_inline void tx_driver(const struct sk_buff *skb)
     __u64 now = bpf_ktime_get_ns();
     __u64 key = (__u64)skb;
     struct skb_entry *e = skb_lookup(&tx_skb, NETLAT_MAP_TX_SKB, key, NETLAT_STAGE_TX_DRIVER, now);
-    if (!e) return;
+    if (!e || dev_is_stacked(BPF_CORE_READ(skb, dev))) return;
     skb_stage(e, NETLAT_STAGE_TX_DRIVER, now);
     for (int i = 0; i < TX_CALLS_PER_SKB; i++) {
         if (i >= e->n_calls) break;
