@@ -88,12 +88,17 @@ TEST(UdpReads, DatagramsQueuedBeforeStartDoNotShiftLaterReads) {
     EXPECT_EQ(rx_no_start(s), 40);
 }
 
+// A receiver and a netlatd filtered on its port, started before any datagram.
+class UdpReadsMeasured : public ::testing::Test {
+  protected:
+    void SetUp() override { ASSERT_TRUE(d.running()) << d.log(); }
+    UdpPair p;
+    Daemon d{config_for(p.port)};
+};
+
 // A backlog of 300 datagrams read after 30 ms: each is joined, so the wait shows in every sample
 // (before: 16 of each 100 were joined, the longest waits dropped).
-TEST(UdpReads, BacklogReadAfterAWaitIsMeasuredWhole) {
-    UdpPair p;
-    Daemon d(config_for(p.port));
-    ASSERT_TRUE(d.running()) << d.log();
+TEST_F(UdpReadsMeasured, BacklogReadAfterAWaitIsMeasuredWhole) {
     constexpr int kBacklog = 300;
     for (int round = 0; round < 2; round++) {
         for (int i = 0; i < kBacklog; i++) p.send();
@@ -112,10 +117,7 @@ TEST(UdpReads, BacklogReadAfterAWaitIsMeasuredWhole) {
 }
 
 // MSG_PEEK before each read: the peek is not a read; the read joins its datagram.
-TEST(UdpReads, PeekThenReadJoinsEachDatagramOnce) {
-    UdpPair p;
-    Daemon d(config_for(p.port));
-    ASSERT_TRUE(d.running()) << d.log();
+TEST_F(UdpReadsMeasured, PeekThenReadJoinsEachDatagramOnce) {
     constexpr int kMessages = 200;
     for (int i = 0; i < kMessages; i++) {
         p.send();
@@ -128,10 +130,7 @@ TEST(UdpReads, PeekThenReadJoinsEachDatagramOnce) {
 }
 
 // Empty datagrams are datagrams: read() returns 0 and the read is joined.
-TEST(UdpReads, EmptyDatagramsAreJoined) {
-    UdpPair p;
-    Daemon d(config_for(p.port));
-    ASSERT_TRUE(d.running()) << d.log();
+TEST_F(UdpReadsMeasured, EmptyDatagramsAreJoined) {
     constexpr int kMessages = 200;
     for (int i = 0; i < kMessages; i++) {
         p.send(0);
