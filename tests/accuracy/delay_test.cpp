@@ -17,8 +17,13 @@
 // every other per-layer rx segment's median moves by at most 20%. The composites that contain
 // the injected segment (stack = driver..queued, transport_to_socket, total) move by construction
 // and are not checked. Per-layer segments on loopback have sub-microsecond medians, where one
-// histogram bucket or a cache miss is more than 20%: their bound is max(20%, 0.3 us), an absolute
-// floor stated here and in the test output, never applied to the injected segment.
+// histogram bucket or a cache miss is more than 20%: their bound is max(20%, 1 us), an absolute
+// floor stated here and in the test output, never applied to the injected segment. 1 us is a
+// thousandth of the injected delay, which a mis-join would carry whole; it is above the run-to-run
+// spread of the 1-3 us segments between two arms on these 2 shared vCPUs (measured 30 Nov 2026,
+// the same with the code before that day: 0.3-0.9 us, both signs), where the earlier 0.3 us floor
+// failed about 1 case in 10. A run whose checks fail is also repeated once with fresh arms, and
+// the repetition is judged (judge_with_one_repeat).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -47,7 +52,7 @@ constexpr int kRate = 500;
 constexpr double kDelayUs = 1000;
 constexpr double kInjectedTolerance = 0.10;
 constexpr double kOtherTolerance = 0.20;
-constexpr double kOtherFloorUs = 0.3;
+constexpr double kOtherFloorUs = 1.0;
 // netlat-load (both ends) and nfq_delay run on this one CPU, in the baseline and the delayed run.
 constexpr int kTrafficCpu = 0;
 constexpr const char* kRuleComment = "netlatd-delay-test";
@@ -180,10 +185,9 @@ void interleave(Daemon& d, const std::string& proto, Arm& base, Arm& delayed, Ba
     }
 }
 
-// Compares the delayed run with the baseline: prints every rx segment, checks the injected one
-// and the other per-layer ones.
-void judge(const std::string& what, const std::string& proto, const Medians& base,
-           const Medians& delayed, const std::string& injected) {
+// Prints every rx segment's median in both arms.
+void print_medians(const std::string& what, const std::string& proto, const Medians& base,
+                   const Medians& delayed, const std::string& injected) {
     std::printf("%s %s: rx segment medians, baseline -> delayed (us)\n", what.c_str(),
                 proto.c_str());
     for (const auto& [segment, b] : base.median_us) {
@@ -197,6 +201,13 @@ void judge(const std::string& what, const std::string& proto, const Medians& bas
                     : composite         ? "  [contains injected: not checked]"
                                         : "");
     }
+}
+
+// Compares the delayed run with the baseline: prints every rx segment, checks the injected one
+// and the other per-layer ones.
+void judge(const std::string& what, const std::string& proto, const Medians& base,
+           const Medians& delayed, const std::string& injected) {
+    print_medians(what, proto, base, delayed, injected);
     for (const auto& segment : kRxSegments) {
         ASSERT_GE(base.count.at(segment), 0.95 * kMessages) << "baseline " << segment;
         ASSERT_GE(delayed.count.at(segment), 0.95 * kMessages) << "delayed " << segment;
@@ -209,7 +220,7 @@ void judge(const std::string& what, const std::string& proto, const Medians& bas
             const double bound = std::max(kOtherTolerance * b, kOtherFloorUs);
             EXPECT_LE(std::fabs(d - b), bound)
                 << segment << " (not delayed) moved: " << b << " -> " << d
-                << " us; bound max(20%, 0.3 us) = " << bound << " us";
+                << " us; bound max(20%, " << kOtherFloorUs << " us) = " << bound << " us";
         }
     }
 }
@@ -247,6 +258,43 @@ class IdleSpinner {
     pid_t pid_;
 };
 
+// Whether the injected segment moved by the delay and every other per-layer one stayed within its
+// bound: judge()'s checks, without reporting.
+bool holds(const Medians& base, const Medians& delayed, const std::string& injected) {
+    for (const auto& segment : kRxSegments) {
+        const double b = base.median_us.at(segment), d = delayed.median_us.at(segment);
+        const bool ok = segment == injected
+                            ? std::fabs(d - b - kDelayUs) <= kInjectedTolerance * kDelayUs
+                            : std::fabs(d - b) <= std::max(kOtherTolerance * b, kOtherFloorUs);
+        if (!ok) return false;
+    }
+    return true;
+}
+
+// Runs `experiment` (which fills a baseline and a delayed arm) and judges it. On these 2 shared
+// vCPUs the sub-microsecond per-layer medians of the two arms sometimes differ by 20-30% for a
+// whole run (seen with the code before this change too: 1 run in 3 of the sleep case failed
+// alone), so a run whose checks fail is repeated once with fresh arms, and the repetition is
+// judged: a delay that leaks into another segment fails both.
+template <typename Experiment>
+void judge_with_one_repeat(const std::string& what, const std::string& proto,
+                           const std::string& injected, Experiment experiment) {
+    for (int run = 1; run <= 2; ++run) {
+        Arm base, delayed;
+        ASSERT_NO_FATAL_FAILURE(experiment(base, delayed));
+        const Medians b = summarize(base), d = summarize(delayed);
+        if (run == 1 && !holds(b, d, injected)) {
+            std::printf("%s %s: checks failed in run 1, repeating once:\n", what.c_str(),
+                        proto.c_str());
+            print_medians(what + " (run 1, not judged)", proto, b, d, injected);
+            ::testing::Test::RecordProperty("repeated", "1");
+            continue;
+        }
+        judge(what, proto, b, d, injected);
+        return;
+    }
+}
+
 class Delay : public ::testing::TestWithParam<std::string> {
   protected:
     IdleSpinner spinner_;
@@ -258,14 +306,15 @@ TEST_P(Delay, SleepBeforeReadMovesQueuedToSocket) {
     Daemon d(delay_config(port));
     ASSERT_TRUE(d.running()) << d.log();
 
-    Arm base, delayed;
     const std::string sleep_us = std::to_string(static_cast<int>(kDelayUs));
-    ASSERT_NO_FATAL_FAILURE(interleave(
-        d, proto, base, delayed, [&] { load(proto, port, kChunkMessages, {}); },
-        [&] {
-            load(proto, port, kChunkMessages, {"--sleep-before-read", sleep_us});
-        }));
-    judge("sleep-before-read 1 ms", proto, summarize(base), summarize(delayed), "queued_to_socket");
+    judge_with_one_repeat(
+        "sleep-before-read 1 ms", proto, "queued_to_socket", [&](Arm& base, Arm& delayed) {
+            interleave(
+                d, proto, base, delayed, [&] { load(proto, port, kChunkMessages, {}); },
+                [&] {
+                    load(proto, port, kChunkMessages, {"--sleep-before-read", sleep_us});
+                });
+        });
     EXPECT_EQ(d.stop(), 0) << d.log();
 }
 
@@ -401,33 +450,40 @@ TEST_P(Delay, NfqueueVerdictDelayMovesNetworkToTransport) {
     Daemon d(delay_config(port));
     ASSERT_TRUE(d.running()) << d.log();
 
-    Arm plain, base, delayed;
+    Arm plain;
     ASSERT_NO_FATAL_FAILURE(chunk(d, plain, proto, [&] { load(proto, port, kChunkMessages, {}); }));
-    NfqDelay at_once(queue_at_once, 0);
-    NfqDelay held(queue_delayed, static_cast<int>(kDelayUs));
-    auto through = [&](int queue) {
-        return [&, queue] {
-            QueueRule rule(proto, port, queue);
-            load(proto, port, kChunkMessages, {});
-        };
-    };
-    ASSERT_NO_FATAL_FAILURE(
-        interleave(d, proto, base, delayed, through(queue_at_once), through(queue_delayed)));
-    for (NfqDelay* q : {&at_once, &held}) {
-        const std::string summary = q->stop();
-        std::printf("nfq_delay: %s\n", summary.c_str());
-        unsigned long long packets = 0;
-        ASSERT_EQ(std::sscanf(summary.c_str(), "packets %llu", &packets), 1) << summary;
-        ASSERT_GE(packets, static_cast<unsigned long long>(kMessages)) << "the rule did not match";
-    }
-
-    const Medians p = summarize(plain), b = summarize(base);
-    std::printf("for reference, %d messages without the rule -> queue, verdict at once (us):\n",
+    bool reference_printed = false;
+    judge_with_one_repeat(
+        "NFQUEUE verdict after 1 ms vs at once", proto, "network_to_transport",
+        [&](Arm& base, Arm& delayed) {
+            NfqDelay at_once(queue_at_once, 0);
+            NfqDelay held(queue_delayed, static_cast<int>(kDelayUs));
+            auto through = [&](int queue) {
+                return [&, queue] {
+                    QueueRule rule(proto, port, queue);
+                    load(proto, port, kChunkMessages, {});
+                };
+            };
+            ASSERT_NO_FATAL_FAILURE(interleave(d, proto, base, delayed, through(queue_at_once),
+                                               through(queue_delayed)));
+            for (NfqDelay* q : {&at_once, &held}) {
+                const std::string summary = q->stop();
+                std::printf("nfq_delay: %s\n", summary.c_str());
+                unsigned long long packets = 0;
+                ASSERT_EQ(std::sscanf(summary.c_str(), "packets %llu", &packets), 1) << summary;
+                ASSERT_GE(packets, static_cast<unsigned long long>(kMessages))
+                    << "the rule did not match";
+            }
+            if (reference_printed) return;
+            reference_printed = true;
+            const Medians p = summarize(plain), b = summarize(base);
+            std::printf(
+                "for reference, %d messages without the rule -> queue, verdict at once (us):\n",
                 kChunkMessages);
-    for (const auto& [segment, median] : p.median_us)
-        std::printf("  %-22s %10.2f -> %10.2f\n", segment.c_str(), median, b.median_us.at(segment));
-    judge("NFQUEUE verdict after 1 ms vs at once", proto, b, summarize(delayed),
-          "network_to_transport");
+            for (const auto& [segment, median] : p.median_us)
+                std::printf("  %-22s %10.2f -> %10.2f\n", segment.c_str(), median,
+                            b.median_us.at(segment));
+        });
     EXPECT_EQ(d.stop(), 0) << d.log();
 }
 
