@@ -19,67 +19,59 @@ namespace {
 
 constexpr int kMessages = 300;
 
-void add_vxlan(const std::string& ns, const std::string& underlay, const std::string& local,
-               const std::string& remote, const std::string& overlay) {
-    for (const std::vector<std::string>& step :
-         {std::vector<std::string>{"ip", "-n", ns, "link", "add", "vx42", "type", "vxlan", "id",
-                                   "42", "dstport", "4789", "local", local, "remote", remote,
-                                   "dev", underlay},
-          {"ip", "-n", ns, "addr", "add", overlay + "/24", "dev", "vx42"},
-          {"ip", "-n", ns, "link", "set", "vx42", "up"}}) {
+// Runs each `ip` command; the first that fails fails the test.
+void run_steps(const std::vector<std::vector<std::string>>& steps) {
+    for (const auto& step : steps) {
         auto r = run_command(step);
-        ASSERT_EQ(r.exit_code, 0) << step[4] << " " << step[5] << ": " << r.err;
+        ASSERT_EQ(r.exit_code, 0) << step[3] << " " << step[4] << " " << step[5] << ": " << r.err;
     }
 }
 
-// tx totals of UDP (within 2% + 4 of the sends) and none of TCP.
-void expect_one_total_per_send(Daemon& d, int sends) {
+void add_vxlan(const std::string& ns, const std::string& underlay, const std::string& local,
+               const std::string& remote, const std::string& overlay) {
+    run_steps({{"ip", "-n", ns, "link", "add", "vx42", "type", "vxlan", "id", "42", "dstport",
+                "4789", "local", local, "remote", remote, "dev", underlay},
+               {"ip", "-n", ns, "addr", "add", overlay + "/24", "dev", "vx42"},
+               {"ip", "-n", ns, "link", "set", "vx42", "up"}});
+}
+
+// netlatd filtered on A's namespace, UDP request/response from A to server_addr in B: one tx
+// total of UDP per send (within 2% + 4) and none of TCP.
+void expect_each_send_timed_once(const NetnsPair& pair, const std::string& server_addr) {
+    Daemon d("interval: 100ms\nfilters:\n  netns: [" +
+             std::to_string(NetnsPair::inode(pair.ns_a)) + "]\n");
+    ASSERT_TRUE(d.running()) << d.log();
+    ASSERT_EQ(udp_echo(NetnsPair::path(pair.ns_a), NetnsPair::path(pair.ns_b), server_addr,
+                       free_tcp_port(), kMessages),
+              kMessages);
     std::this_thread::sleep_for(std::chrono::milliseconds(400));
     auto s = parse_metrics(d.scrape());
     const double totals = metric_value(s, "netlatd_stack_latency_seconds_count",
                                        {{"direction", "tx"}, {"segment", "total"}, {"protocol", "udp"}});
-    EXPECT_GE(totals, sends * 0.98) << d.log();
-    EXPECT_LE(totals, sends * 1.02 + 4) << "a send was timed more than once";
+    EXPECT_GE(totals, kMessages * 0.98) << d.log();
+    EXPECT_LE(totals, kMessages * 1.02 + 4) << "a send was timed more than once";
     EXPECT_EQ(metric_value(s, "netlatd_stack_latency_seconds_count",
                            {{"direction", "tx"}, {"segment", "total"}, {"protocol", "tcp"}}),
               0);
-}
-
-std::string netns_config(const std::string& ns) {
-    return "interval: 100ms\nfilters:\n  netns: [" + std::to_string(NetnsPair::inode(ns)) + "]\n";
+    EXPECT_EQ(d.stop(), 0) << d.log();
 }
 
 TEST(Stacked, MacvlanOnVethIsOneSendWithTheVethAsDriver) {
     NetnsPair pair;
-    for (const std::vector<std::string>& step :
-         {std::vector<std::string>{"ip", "-n", pair.ns_a, "link", "add", "mv0", "link", pair.veth_a,
-                                   "type", "macvlan", "mode", "bridge"},
-          {"ip", "-n", pair.ns_a, "addr", "add", "10.80.0.1/24", "dev", "mv0"},
-          {"ip", "-n", pair.ns_a, "link", "set", "mv0", "up"},
-          {"ip", "-n", pair.ns_b, "addr", "add", "10.80.0.2/24", "dev", pair.veth_b}}) {
-        auto r = run_command(step);
-        ASSERT_EQ(r.exit_code, 0) << r.err;
-    }
-    Daemon d(netns_config(pair.ns_a));
-    ASSERT_TRUE(d.running()) << d.log();
-    ASSERT_EQ(udp_echo(NetnsPair::path(pair.ns_a), NetnsPair::path(pair.ns_b), "10.80.0.2",
-                       free_tcp_port(), kMessages),
-              kMessages);
-    expect_one_total_per_send(d, kMessages);
-    EXPECT_EQ(d.stop(), 0) << d.log();
+    ASSERT_NO_FATAL_FAILURE(run_steps(
+        {{"ip", "-n", pair.ns_a, "link", "add", "mv0", "link", pair.veth_a, "type", "macvlan",
+          "mode", "bridge"},
+         {"ip", "-n", pair.ns_a, "addr", "add", "10.80.0.1/24", "dev", "mv0"},
+         {"ip", "-n", pair.ns_a, "link", "set", "mv0", "up"},
+         {"ip", "-n", pair.ns_b, "addr", "add", "10.80.0.2/24", "dev", pair.veth_b}}));
+    expect_each_send_timed_once(pair, "10.80.0.2");
 }
 
 TEST(Tunnel, VxlanOuterPacketIsNotASecondSend) {
     NetnsPair pair;
     ASSERT_NO_FATAL_FAILURE(add_vxlan(pair.ns_a, pair.veth_a, pair.addr_a, pair.addr_b, "10.79.0.1"));
     ASSERT_NO_FATAL_FAILURE(add_vxlan(pair.ns_b, pair.veth_b, pair.addr_b, pair.addr_a, "10.79.0.2"));
-    Daemon d(netns_config(pair.ns_a));
-    ASSERT_TRUE(d.running()) << d.log();
-    ASSERT_EQ(udp_echo(NetnsPair::path(pair.ns_a), NetnsPair::path(pair.ns_b), "10.79.0.2",
-                       free_tcp_port(), kMessages),
-              kMessages);
-    expect_one_total_per_send(d, kMessages);
-    EXPECT_EQ(d.stop(), 0) << d.log();
+    expect_each_send_timed_once(pair, "10.79.0.2");
 }
 
 }  // namespace
