@@ -3,7 +3,7 @@
 //
 // Each case runs the same one-way traffic against one netlatd (loopback, 500 messages/s, so the
 // CPUs idle the same way in both arms; the sender, the receiver and nfq_delay on one CPU), 1000
-// messages without and 1000 with the delay, in alternating chunks of 100. The medians of the rx
+// messages without and 1000 with the delay, in alternating chunks of 200. The medians of the rx
 // segments of the delayed arm (histogram deltas between scrapes) are compared with the
 // baseline's:
 //   (a) the receiver sleeps 1 ms between "readable" and the read (netlat-load
@@ -46,7 +46,7 @@ using namespace netlatd::test;
 namespace {
 
 constexpr int kMessages = 1000;  // per arm, in kChunks runs
-constexpr int kChunks = 10;
+constexpr int kChunks = 5;
 constexpr int kChunkMessages = kMessages / kChunks;
 constexpr int kRate = 500;
 constexpr double kDelayUs = 1000;

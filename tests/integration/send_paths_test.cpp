@@ -25,8 +25,9 @@ constexpr auto kPause = std::chrono::milliseconds(150);
 
 // Samples of tx `segment` longer than `seconds` (from the cumulative buckets).
 double samples_above(const std::vector<Sample>& s, const std::string& segment, double seconds) {
-    auto buckets = histogram_buckets(s, "netlatd_stack_latency_seconds",
-                                     {{"direction", "tx"}, {"segment", segment}, {"protocol", "tcp"}});
+    auto buckets =
+        histogram_buckets(s, "netlatd_stack_latency_seconds",
+                          {{"direction", "tx"}, {"segment", segment}, {"protocol", "tcp"}});
     double total = 0, below = 0;
     for (auto [le, count] : buckets) {
         if (std::isinf(le)) total = count;
@@ -91,10 +92,11 @@ TEST(SendPaths, SendfileAfterWriteIsNotTimedFromTheWrite) {
         EXPECT_EQ(samples_above(s, segment, pause / 2), 0)
             << "tx " << segment << ": samples as long as the pause between write() and sendfile()";
     // The sendfile calls had no start: counted, not guessed.
-    EXPECT_GE(metric_value(s, "netlatd_unmatched_total",
-                           {{"direction", "tx"}, {"segment", "socket_to_transport"},
-                            {"reason", "no_start"}}),
-              kRounds);
+    EXPECT_GE(
+        metric_value(
+            s, "netlatd_unmatched_total",
+            {{"direction", "tx"}, {"segment", "socket_to_transport"}, {"reason", "no_start"}}),
+        kRounds);
     EXPECT_EQ(d.stop(), 0) << d.log();
 }
 

@@ -38,16 +38,17 @@ void add_vxlan(const std::string& ns, const std::string& underlay, const std::st
 // netlatd filtered on A's namespace, UDP request/response from A to server_addr in B: one tx
 // total of UDP per send (within 2% + 4) and none of TCP.
 void expect_each_send_timed_once(const NetnsPair& pair, const std::string& server_addr) {
-    Daemon d("interval: 100ms\nfilters:\n  netns: [" +
-             std::to_string(NetnsPair::inode(pair.ns_a)) + "]\n");
+    Daemon d("interval: 100ms\nfilters:\n  netns: [" + std::to_string(NetnsPair::inode(pair.ns_a)) +
+             "]\n");
     ASSERT_TRUE(d.running()) << d.log();
     ASSERT_EQ(udp_echo(NetnsPair::path(pair.ns_a), NetnsPair::path(pair.ns_b), server_addr,
                        free_tcp_port(), kMessages),
               kMessages);
     std::this_thread::sleep_for(std::chrono::milliseconds(400));
     auto s = parse_metrics(d.scrape());
-    const double totals = metric_value(s, "netlatd_stack_latency_seconds_count",
-                                       {{"direction", "tx"}, {"segment", "total"}, {"protocol", "udp"}});
+    const double totals =
+        metric_value(s, "netlatd_stack_latency_seconds_count",
+                     {{"direction", "tx"}, {"segment", "total"}, {"protocol", "udp"}});
     EXPECT_GE(totals, kMessages * 0.98) << d.log();
     EXPECT_LE(totals, kMessages * 1.02 + 4) << "a send was timed more than once";
     EXPECT_EQ(metric_value(s, "netlatd_stack_latency_seconds_count",
@@ -58,19 +59,21 @@ void expect_each_send_timed_once(const NetnsPair& pair, const std::string& serve
 
 TEST(Stacked, MacvlanOnVethIsOneSendWithTheVethAsDriver) {
     NetnsPair pair;
-    ASSERT_NO_FATAL_FAILURE(run_steps(
-        {{"ip", "-n", pair.ns_a, "link", "add", "mv0", "link", pair.veth_a, "type", "macvlan",
-          "mode", "bridge"},
-         {"ip", "-n", pair.ns_a, "addr", "add", "10.80.0.1/24", "dev", "mv0"},
-         {"ip", "-n", pair.ns_a, "link", "set", "mv0", "up"},
-         {"ip", "-n", pair.ns_b, "addr", "add", "10.80.0.2/24", "dev", pair.veth_b}}));
+    ASSERT_NO_FATAL_FAILURE(
+        run_steps({{"ip", "-n", pair.ns_a, "link", "add", "mv0", "link", pair.veth_a, "type",
+                    "macvlan", "mode", "bridge"},
+                   {"ip", "-n", pair.ns_a, "addr", "add", "10.80.0.1/24", "dev", "mv0"},
+                   {"ip", "-n", pair.ns_a, "link", "set", "mv0", "up"},
+                   {"ip", "-n", pair.ns_b, "addr", "add", "10.80.0.2/24", "dev", pair.veth_b}}));
     expect_each_send_timed_once(pair, "10.80.0.2");
 }
 
 TEST(Tunnel, VxlanOuterPacketIsNotASecondSend) {
     NetnsPair pair;
-    ASSERT_NO_FATAL_FAILURE(add_vxlan(pair.ns_a, pair.veth_a, pair.addr_a, pair.addr_b, "10.79.0.1"));
-    ASSERT_NO_FATAL_FAILURE(add_vxlan(pair.ns_b, pair.veth_b, pair.addr_b, pair.addr_a, "10.79.0.2"));
+    ASSERT_NO_FATAL_FAILURE(
+        add_vxlan(pair.ns_a, pair.veth_a, pair.addr_a, pair.addr_b, "10.79.0.1"));
+    ASSERT_NO_FATAL_FAILURE(
+        add_vxlan(pair.ns_b, pair.veth_b, pair.addr_b, pair.addr_a, "10.79.0.2"));
     expect_each_send_timed_once(pair, "10.79.0.2");
 }
 

@@ -1,7 +1,7 @@
 // UDP reads are joined to the datagram they take by its position on the socket's queue, so no
-// event can shift later pairs: datagrams queued before netlatd started, a backlog read after a wait,
-// peeks before reads and empty datagrams. Each case counts the rx samples of the receiving socket
-// (netlatd filtered on its port) against the datagrams read.
+// event can shift later pairs: datagrams queued before netlatd started, a backlog read after a
+// wait, peeks before reads and empty datagrams. Each case counts the rx samples of the receiving
+// socket (netlatd filtered on its port) against the datagrams read.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -56,8 +56,9 @@ double rx_count(const std::vector<Sample>& s, const std::string& segment) {
 }
 
 double rx_no_start(const std::vector<Sample>& s) {
-    return metric_value(s, "netlatd_unmatched_total",
-                        {{"direction", "rx"}, {"segment", "queued_to_socket"}, {"reason", "no_start"}});
+    return metric_value(
+        s, "netlatd_unmatched_total",
+        {{"direction", "rx"}, {"segment", "queued_to_socket"}, {"reason", "no_start"}});
 }
 
 std::vector<Sample> settle_and_scrape(Daemon& d) {
@@ -110,9 +111,9 @@ TEST_F(UdpReadsMeasured, BacklogReadAfterAWaitIsMeasuredWhole) {
     EXPECT_LE(rx_count(s, "total"), 2 * kBacklog);
     // Every datagram waited at least the 30 ms sleep (the bound leaves room for the default
     // buckets, 2^(1/2) apart, and Prometheus-style interpolation inside them).
-    auto buckets = histogram_buckets(s, "netlatd_stack_latency_seconds",
-                                     {{"direction", "rx"}, {"segment", "queued_to_socket"},
-                                      {"protocol", "udp"}});
+    auto buckets = histogram_buckets(
+        s, "netlatd_stack_latency_seconds",
+        {{"direction", "rx"}, {"segment", "queued_to_socket"}, {"protocol", "udp"}});
     EXPECT_GE(histogram_quantile(0.05, buckets), 0.02);
 }
 

@@ -36,10 +36,14 @@ std::map<std::string, std::string> object_programs() {
 // The sections a program of this kind may have for target.
 std::set<std::string> sections_for(HookKind kind, const std::string& target) {
     switch (kind) {
-        case HookKind::Fentry: return {"fentry/" + target, "fexit/" + target};
-        case HookKind::Kprobe: return {"kprobe/" + target, "kretprobe/" + target};
-        case HookKind::TpBtf: return {"tp_btf/" + target};
-        case HookKind::Netfilter: return {"netfilter"};
+        case HookKind::Fentry:
+            return {"fentry/" + target, "fexit/" + target};
+        case HookKind::Kprobe:
+            return {"kprobe/" + target, "kretprobe/" + target};
+        case HookKind::TpBtf:
+            return {"tp_btf/" + target};
+        case HookKind::Netfilter:
+            return {"netfilter"};
     }
     return {};
 }
@@ -54,8 +58,8 @@ TEST(StageTable, EveryProgramItNamesIsInTheObjectWithItsKindAndTarget) {
             EXPECT_FALSE(c.programs.empty()) << "stage " << stage.stage;
             for (const HookProgram& p : c.programs) {
                 auto it = programs.find(p.program);
-                ASSERT_NE(it, programs.end())
-                    << "stage " << stage.stage << ": no program " << p.program << " in netlat.bpf.c";
+                ASSERT_NE(it, programs.end()) << "stage " << stage.stage << ": no program "
+                                              << p.program << " in netlat.bpf.c";
                 EXPECT_TRUE(sections_for(c.kind, p.target).count(it->second))
                     << p.program << ": section " << it->second << " does not match "
                     << mode_label(c.kind) << " " << p.target;
@@ -86,7 +90,8 @@ TEST(StageTable, EveryProgramOfTheObjectIsNamedByTheTable) {
 TEST(StageTable, EveryStageHasOneRowInTableOrder) {
     const auto& table = stage_table();
     ASSERT_EQ(table.size(), size_t{NETLAT_STAGE_COUNT});
-    for (size_t i = 0; i < table.size(); i++) EXPECT_EQ(table[i].stage, static_cast<netlat_stage>(i));
+    for (size_t i = 0; i < table.size(); i++)
+        EXPECT_EQ(table[i].stage, static_cast<netlat_stage>(i));
 }
 
 }  // namespace
