@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* rx.bpf.h: the receive direction: driver -> device -> network -> transport -> queued -> socket. */
+#ifndef NETLAT_RX_BPF_H
+#define NETLAT_RX_BPF_H
+
+#include "join.bpf.h"
+
+/*
+ * UDP datagrams on a socket's receive queue, by position: (socket inode, position) -> times.
+ * Datagrams get positions in queue order when the reader is woken (rx_queued_udp), tracked or not,
+ * so that the newest has position pushed - 1. A read that leaves n datagrams queued took position
+ * pushed - n - 1: the join depends only on the queue as it is, so a read or datagram netlatd did
+ * not see (queued before it started, peeked, dropped) cannot shift later pairs.
+ */
+struct dgram_key {
+    __u64 owner; /* socket inode */
+    __u32 pos;
+    __u32 pad;
+};
+struct dgram {
+    __u64 t0, t1, t2; /* driver, transport, queued */
+    __u32 netns;
+    __u8 family;
+    __u8 pad[3];
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 16384);
+    __type(key, struct dgram_key);
+    __type(value, struct dgram);
+} rx_dgram SEC(".maps");
+
+
+/* ================= rx ================= */
+
+/* driver stage: the driver hands the skb to the stack (skb->data is at the IP header). */
+static __always_inline void rx_driver(const struct sk_buff *skb)
+{
+    struct pkt p = {};
+    if (!parse_l3(skb, BPF_CORE_READ(skb, data), &p)) return;
+    const struct net_device *dev = BPF_CORE_READ(skb, dev);
+    __u32 netns = netns_of_dev(dev);
+    if (!flow_wanted(p.dst_port, p.src_port, netns) || !dev_wanted(dev)) return;
+    /* UDP reads are joined by their position on the socket's queue, which every datagram takes:
+     * sampling applies to TCP, whose reads are joined by sequence. */
+    if (p.proto == NETLAT_PROTO_TCP && !sampled()) return;
+    __u64 now = bpf_ktime_get_ns();
+    struct skb_entry e = {.ts_first = now, .ts_prev = now, .netns = netns, .proto = p.proto,
+                          .family = p.family, .prev_stage = NETLAT_STAGE_RX_DRIVER};
+    upsert(&rx_skb, NETLAT_MAP_RX_SKB, (__u64)skb, &e);
+    count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_DRIVER));
+}
+
+/* device, network and transport stages: the same skb moves on. */
+static __always_inline void rx_skb_stage(const struct sk_buff *skb, int stage)
+{
+    __u64 now = bpf_ktime_get_ns();
+    struct skb_entry *e = skb_lookup(&rx_skb, NETLAT_MAP_RX_SKB, (__u64)skb, stage, now);
+    if (e && e->prev_stage < stage) skb_stage(e, stage, now);
+}
+
+/* TCP takes the segment for an established socket: move it from its skb address to the socket's
+ * ring, keyed by end sequence, because the receive queue may coalesce it into another skb. */
+static __always_inline void rx_tcp_owned(const struct sock *sk, const struct sk_buff *skb)
+{
+    __u64 key = (__u64)skb;
+    struct skb_entry *e = bpf_map_lookup_elem(&rx_skb, &key);
+    if (!e) return;
+    const struct tcp_skb_cb *cb = (const struct tcp_skb_cb *)&skb->cb[0];
+    __u32 seq = BPF_CORE_READ(cb, seq), end = BPF_CORE_READ(cb, end_seq);
+    if (end != seq) {
+        struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 1, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
+        if (r) {
+            r->netns = e->netns;
+            ring_push_seq(r, ring_tag(end, e->family), e->ts_first, e->ts_prev,
+                          NETLAT_SEG_RX_TRANSPORT_TO_QUEUED);
+        }
+    }
+    if (!bpf_map_delete_elem(&rx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_SKB));
+}
+
+/* queued stage, TCP: everything up to rcv_nxt is on the receive queue and the reader is woken. */
+static __always_inline void rx_queued_tcp(const struct sock *sk, __u64 now)
+{
+    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 0, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
+    if (!r) return;
+    __u32 rcv_nxt = BPF_CORE_READ((const struct tcp_sock *)sk, rcv_nxt);
+    for (int i = 0; i < RING_SLOTS; i++) {
+        struct ring_slot *s = &r->slot[i];
+        __u64 tag = s->tag;
+        if (!tag || s->t2 || !seq_before_eq(tag >> 32, rcv_nxt)) continue;
+        s->t2 = now;
+        __u8 family = (tag >> 1) & 1;
+        record(NETLAT_SEG_RX_TRANSPORT_TO_QUEUED, NETLAT_PROTO_TCP, family, r->netns, now, s->t1);
+        record(NETLAT_SEG_RX_STACK, NETLAT_PROTO_TCP, family, r->netns, now, s->t0);
+        count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_QUEUED));
+    }
+}
+
+/* queued stage, UDP: the reader is woken for the newest datagrams on the receive queue. One wakeup
+ * can stand for a batch (6.18 splices per-NUMA producer queues), so walk back from the tail to the
+ * newest datagram positioned before, and position the new ones oldest first. Datagrams netlatd does
+ * not track (queued before it started, evicted) take positions too, without times. */
+#define UDP_QUEUE_WALK 32
+struct udp_positions {
+    __u64 found[UDP_QUEUE_WALK]; /* newest first */
+    __u64 owner, now, tail_ts;
+    __u32 n, base;
+};
+
+/* The walk's state, too large for the BPF stack: one slot per CPU, written before each use. A
+ * program does not nest on its CPU (the kernel skips a recursive run), so one slot is enough. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct udp_positions);
+} udp_positions_scratch SEC(".maps");
+
+/* One datagram of a wakeup, oldest first (a bpf_loop callback: verified once, not per iteration;
+ * its context must be on the stack, so the state is found again in the per-CPU slot). */
+static long position_datagram(__u32 i, void *unused)
+{
+    __u32 zero = 0;
+    struct udp_positions *c = bpf_map_lookup_elem(&udp_positions_scratch, &zero);
+    if (!c) return 1;
+    __u32 idx = c->n - 1 - i;
+    if (idx >= UDP_QUEUE_WALK) return 1;
+    __u64 key = c->found[idx];
+    struct skb_entry *e = bpf_map_lookup_elem(&rx_skb, &key);
+    if (!e || e->prev_stage >= NETLAT_STAGE_RX_QUEUED || e->proto != NETLAT_PROTO_UDP) return 0;
+    if (idx == 0) c->tail_ts = e->ts_first;
+    record(NETLAT_SEG_RX_TRANSPORT_TO_QUEUED, NETLAT_PROTO_UDP, e->family, e->netns, c->now, e->ts_prev);
+    record(NETLAT_SEG_RX_STACK, NETLAT_PROTO_UDP, e->family, e->netns, c->now, e->ts_first);
+    count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_QUEUED));
+    struct dgram_key k = {.owner = c->owner, .pos = c->base + i};
+    struct dgram d = {.t0 = e->ts_first, .t1 = e->ts_prev, .t2 = c->now, .netns = e->netns,
+                      .family = e->family};
+    upsert_key(&rx_dgram, NETLAT_MAP_RX_DGRAM, &k, &d);
+    if (!bpf_map_delete_elem(&rx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_SKB));
+    return 0;
+}
+
+static __always_inline void rx_queued_udp(const struct sock *sk, __u64 now)
+{
+    const struct sk_buff_head *q = &sk->sk_receive_queue;
+    const struct sk_buff_head *rq = &((const struct udp_sock *)sk)->reader_queue;
+    const struct sk_buff *tail = BPF_CORE_READ(q, prev);
+    if (!tail || (const void *)tail == (const void *)q || !sock_wanted(sk)) return;
+    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 1, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
+    if (!r) return;
+    __u32 zero = 0;
+    struct udp_positions *c = bpf_map_lookup_elem(&udp_positions_scratch, &zero);
+    if (!c) return;
+    __u64 last = r->last_skb, last_ts = r->last_ts;
+    __u32 n = 0;
+    const struct sk_buff *skb = tail;
+    for (int i = 0; i < UDP_QUEUE_WALK; i++) {
+        if (!skb || (const void *)skb == (const void *)q || (const void *)skb == (const void *)rq) break;
+        __u64 key = (__u64)skb;
+        if (key == last) {
+            /* The same skb, unless a tracked datagram now lives at that address. */
+            struct skb_entry *e = bpf_map_lookup_elem(&rx_skb, &key);
+            if (!e || e->ts_first == last_ts) break;
+        }
+        c->found[i] = key;
+        n = i + 1;
+        skb = BPF_CORE_READ(skb, prev);
+    }
+    if (!n) return;
+    /* Another CPU woke the reader for the same datagrams: it positions them. */
+    if (__sync_val_compare_and_swap(&r->last_skb, last, (__u64)tail) != last) return;
+    c->n = n;
+    c->base = __sync_fetch_and_add(&r->pushed, n);
+    c->owner = r->owner;
+    c->now = now;
+    c->tail_ts = 0;
+    int unused = 0;
+    bpf_loop(n, position_datagram, &unused, 0);
+    r->last_ts = c->tail_ts;
+}
+
+static __always_inline void rx_queued(const struct sock *sk)
+{
+    __u8 proto, family;
+    if (!sk || sock_kind(sk, &proto, &family)) return;
+    __u64 now = bpf_ktime_get_ns();
+    if (proto == NETLAT_PROTO_TCP)
+        rx_queued_tcp(sk, now);
+    else
+        rx_queued_udp(sk, now);
+}
+
+static __always_inline void rx_read_sample(__u8 proto, __u8 family, __u32 netns, __u64 t0, __u64 t1,
+                                           __u64 t2, __u64 now)
+{
+    /* t2 = 0: the wakeup hook did not see it; the segment then spans from transport. */
+    record(NETLAT_SEG_RX_QUEUED_TO_SOCKET, proto, family, netns, now, t2 ? t2 : t1);
+    record(NETLAT_SEG_RX_TRANSPORT_TO_SOCKET, proto, family, netns, now, t1);
+    record(NETLAT_SEG_RX_TOTAL, proto, family, netns, now, t0);
+    count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_SOCKET));
+}
+
+/* socket stage, UDP: a read took one datagram (possibly empty); the datagrams still queued tell
+ * which (rx_dgram). */
+static __always_inline void rx_socket_udp(const struct sock *sk)
+{
+    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 0, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
+    if (!r) {
+        if (sock_wanted(sk)) count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET, NETLAT_UNMATCHED_NO_START);
+        return;
+    }
+    __u32 queued = BPF_CORE_READ(sk, sk_receive_queue.qlen) +
+                   BPF_CORE_READ((const struct udp_sock *)sk, reader_queue.qlen);
+    struct dgram_key k = {.owner = r->owner, .pos = r->pushed - queued - 1};
+    struct dgram *p = bpf_map_lookup_elem(&rx_dgram, &k);
+    if (!p) {
+        /* Queued before netlatd started, untracked, or not positioned yet. */
+        count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET, NETLAT_UNMATCHED_NO_START);
+        return;
+    }
+    struct dgram d = *p;
+    if (bpf_map_delete_elem(&rx_dgram, &k)) return; /* a concurrent read on the socket took it */
+    count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_DGRAM));
+    __u64 now = bpf_ktime_get_ns();
+    if (now - d.t0 > cfg_stale_ns)
+        count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET, NETLAT_UNMATCHED_STALE);
+    else
+        rx_read_sample(NETLAT_PROTO_UDP, d.family, d.netns, d.t0, d.t1, d.t2, now);
+}
+
+/* socket stage: a read on sk returned `ret` bytes. TCP: every pending segment whose end the reader
+ * has passed (copied_seq) is read. UDP: one datagram (0 bytes: an empty one). */
+static __always_inline void rx_socket(const struct sock *sk, int ret, int flags)
+{
+    if (ret < 0 || (flags & (MSG_PEEK | MSG_ERRQUEUE))) return;
+    __u8 proto, family;
+    if (!sk || sock_kind(sk, &proto, &family)) return;
+    if (proto == NETLAT_PROTO_UDP) {
+        rx_socket_udp(sk);
+        return;
+    }
+    if (!ret) return;
+    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 0, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
+    if (!r) return;
+    __u64 now = bpf_ktime_get_ns();
+    __u32 copied = BPF_CORE_READ((const struct tcp_sock *)sk, copied_seq);
+    for (int i = 0; i < RING_SLOTS; i++) {
+        struct ring_slot *s = &r->slot[i];
+        __u64 tag = s->tag;
+        if (!tag || !seq_before_eq(tag >> 32, copied)) continue;
+        __u64 t0 = s->t0, t1 = s->t1, t2 = s->t2;
+        if (ring_claim(s, tag))
+            rx_read_sample(NETLAT_PROTO_TCP, (tag >> 1) & 1, r->netns, t0, t1, t2, now);
+    }
+}
+
+
+#endif /* NETLAT_RX_BPF_H */
