@@ -31,7 +31,23 @@ const volatile __u32 cfg_netns[NETLAT_MAX_NETNS] = {};
 /* sendto, sendmsg, sendmmsg, write, writev: filled by the daemon; -1 never matches */
 const volatile long cfg_send_syscalls[NETLAT_SEND_SYSCALLS] = {-1, -1, -1, -1, -1};
 
-/* ---- histograms and counters ---- */
+/* ---- histograms and counters ----
+ * Per-CPU data is updated with plain increments, not atomic ones: no other CPU writes it. A program
+ * interrupted on its CPU by another that updates the same value (a softirq arriving inside a
+ * process-context program, between its load and its store) can lose that one increment: a rare
+ * undercount, bought for several atomic instructions per sample. */
+
+/* Series without the netns label: one slot per (segment, protocol, family), no hashing. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, NETLAT_FLAT_SERIES);
+    __type(key, __u32);
+    __type(value, struct netlat_hist);
+} hist_flat SEC(".maps");
+
+/* Series with the netns label (cfg_netns_label). The daemon sizes it from labels.max_series (1
+ * entry when the label is off) and preallocates it when kprobe programs are loaded: kernels before
+ * 6.1 warn about, and PREEMPT_RT kernels refuse, run-time allocated hash maps in kprobe programs. */
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
     __uint(map_flags, BPF_F_NO_PREALLOC);
@@ -60,7 +76,7 @@ struct {
 static __always_inline void count(__u32 idx)
 {
     __u64 *c = bpf_map_lookup_elem(&counters, &idx);
-    if (c) __sync_fetch_and_add(c, 1);
+    if (c) *c += 1;
 }
 
 /* Inserts or replaces an entry; only a new key counts as an insert, so the daemon's eviction
@@ -83,28 +99,36 @@ static __always_inline void count_unmatched(int seg, int reason)
     count(NETLAT_CTR_UNMATCHED(seg, reason));
 }
 
+/* The histogram of a series (created on first use when the netns label is on). */
+static __always_inline struct netlat_hist *hist_of(int seg, __u8 proto, __u8 family, __u32 netns)
+{
+    if (!cfg_netns_label) {
+        __u32 i = netlat_series_index(seg, proto, family);
+        return bpf_map_lookup_elem(&hist_flat, &i);
+    }
+    struct netlat_hist_key key = {.segment = seg, .protocol = proto, .family = family, .netns = netns};
+    struct netlat_hist *h = bpf_map_lookup_elem(&hist, &key);
+    if (h) return h;
+    __u32 zero = 0;
+    struct netlat_hist *z = bpf_map_lookup_elem(&hist_zero, &zero);
+    if (!z) return 0;
+    bpf_map_update_elem(&hist, &key, z, BPF_NOEXIST);
+    return bpf_map_lookup_elem(&hist, &key);
+}
+
 static __always_inline void record(int seg, __u8 proto, __u8 family, __u32 netns, __u64 now, __u64 then)
 {
     if (!then || then > now) return;
     __u64 delta = now - then;
-    struct netlat_hist_key key = {
-        .segment = seg, .protocol = proto, .family = family, .netns = cfg_netns_label ? netns : 0};
-    struct netlat_hist *h = bpf_map_lookup_elem(&hist, &key);
-    if (!h) {
-        __u32 zero = 0;
-        struct netlat_hist *z = bpf_map_lookup_elem(&hist_zero, &zero);
-        if (!z) return;
-        bpf_map_update_elem(&hist, &key, z, BPF_NOEXIST);
-        h = bpf_map_lookup_elem(&hist, &key);
-        if (!h) return;
-    }
+    struct netlat_hist *h = hist_of(seg, proto, family, netns);
+    if (!h) return;
     /* 64-bit and behind a barrier: older verifiers (6.1) lose a bound checked on a 32-bit copy. */
     __u64 slot = netlat_slot(delta);
     barrier_var(slot);
     if (slot >= NETLAT_SLOTS) return;
-    __sync_fetch_and_add(&h->count, 1);
-    __sync_fetch_and_add(&h->sum_ns, delta);
-    __sync_fetch_and_add(&h->slots[slot], 1);
+    h->count += 1;
+    h->sum_ns += delta;
+    h->slots[slot] += 1;
 }
 
 /* The consecutive segment that ends at a stage (it spans any stage without a hook before it). */

@@ -176,6 +176,14 @@ struct netlat_hist_key {
     __u32 netns; /* network namespace inode, or 0 */
 };
 
+/* Series without the netns label live in a per-CPU array, one slot per (segment, protocol,
+ * family); the netns-labelled ones in a per-CPU hash keyed by struct netlat_hist_key. */
+#define NETLAT_FLAT_SERIES ((int)NETLAT_SEG_COUNT * (int)NETLAT_PROTO_COUNT * (int)NETLAT_FAMILY_COUNT)
+static inline __u32 netlat_series_index(unsigned int segment, unsigned int protocol, unsigned int family)
+{
+    return (segment * NETLAT_PROTO_COUNT + protocol) * NETLAT_FAMILY_COUNT + family;
+}
+
 /*
  * Histogram value, per CPU. Slot counters are 32-bit and wrap: readers take differences modulo 2^32
  * between drains, which is exact while fewer than 2^32 samples land in one slot on one CPU between

@@ -277,12 +277,19 @@ void Probes::configure(const Config& config) {
     size(skel_->maps.tx_thread, config.maps.thread_entries);
     size(skel_->maps.tx_ring, config.maps.socket_entries);
     size(skel_->maps.rx_ring, config.maps.socket_entries);
-    size(skel_->maps.hist, std::max(64u, config.labels.max_series * 2));
+    // netns-labelled series only; without the label every series is in hist_flat.
+    size(skel_->maps.hist, config.labels.netns ? std::max(64u, config.labels.max_series * 2) : 1);
 
     // Only the chosen entry points load.
     std::set<std::string> wanted;
-    for (const StageChoice& c : choices_)
+    bool kprobes = false;
+    for (const StageChoice& c : choices_) {
         for (const HookProgram* p : c.programs) wanted.insert(p->program);
+        kprobes |= c.candidate && c.candidate->kind == HookKind::Kprobe;
+    }
+    // Kprobe programs get a preallocated hist (kernels before 6.1 warn about run-time allocation
+    // there, PREEMPT_RT kernels refuse it); its memory is then entries x CPUs x one histogram.
+    if (kprobes) bpf_map__set_map_flags(skel_->maps.hist, 0);
     for (const HookProgram& p : support_programs()) wanted.insert(p.program);
     for (const std::string& name : wanted)
         if (!bpf_object__find_program_by_name(skel_->obj, name.c_str()))
@@ -451,6 +458,7 @@ std::vector<ProgramRef> Probes::programs() const {
 MapFds Probes::map_fds() const {
     MapFds fds;
     fds.hist = bpf_map__fd(skel_->maps.hist);
+    fds.hist_flat = bpf_map__fd(skel_->maps.hist_flat);
     fds.counters = bpf_map__fd(skel_->maps.counters);
     fds.entries[NETLAT_MAP_TX_THREAD] = bpf_map__fd(skel_->maps.tx_thread);
     fds.entries[NETLAT_MAP_TX_SKB] = bpf_map__fd(skel_->maps.tx_skb);
