@@ -19,6 +19,7 @@
 /* ---- configuration, set by the daemon before load ---- */
 const volatile __u32 cfg_sample_every = 1; /* track 1 in N packets/calls */
 const volatile __u8 cfg_netns_label = 0;
+const volatile __u32 cfg_hooked_stages = ~0u; /* bit per enum netlat_stage that has a hook */
 const volatile __u64 cfg_stale_ns = 5000000000ULL;
 const volatile __u32 cfg_n_local_ports = 0;
 const volatile __u16 cfg_local_ports[NETLAT_MAX_PORTS] = {};
@@ -118,7 +119,11 @@ static __always_inline struct netlat_hist *hist_of(int seg, __u8 proto, __u8 fam
 
 static __always_inline void record(int seg, __u8 proto, __u8 family, __u32 netns, __u64 now, __u64 then)
 {
-    if (!then || then > now) return;
+    if (!then) { /* the packet's start stage did not run for it (e.g. a late start at rx device) */
+        count_unmatched(seg, NETLAT_UNMATCHED_NO_START);
+        return;
+    }
+    if (then > now) return;
     __u64 delta = now - then;
     struct netlat_hist *h = hist_of(seg, proto, family, netns);
     if (!h) return;

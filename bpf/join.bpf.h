@@ -11,9 +11,12 @@
 /* One skb between stages, keyed by its address. */
 #define TX_CALLS_PER_SKB 4
 struct skb_entry {
-    __u64 ts_first;                       /* rx: driver stage; tx: unused */
-    __u64 ts_prev;                        /* the last present stage */
-    __u64 ts_socket[TX_CALLS_PER_SKB];    /* tx: socket stage of each call whose last byte rides here */
+    __u64 ts_first; /* rx: driver stage (0: the packet was first seen later); tx: unused */
+    __u64 ts_prev;  /* the last present stage */
+    union {
+        __u64 ts_socket[TX_CALLS_PER_SKB]; /* tx: socket stage of each call whose last byte rides here */
+        __u64 ts_stage[4];                 /* rx: driver, device, network, transport (0: not seen) */
+    };
     __u32 netns;
     __u8 proto;
     __u8 family;
@@ -56,8 +59,8 @@ struct ring {
     __u32 netns;
     __u32 pad;
     __u64 owner; /* the socket's inode: a socket reallocated at the same address starts afresh */
-    __u64 last_skb; /* UDP: the newest datagram given a position, and its driver time (0: */
-    __u64 last_ts;  /* untracked), which tell it from a later skb at the same address */
+    __u64 last_skb; /* UDP: the newest datagram given a position, and its last stage's time */
+    __u64 last_ts;  /* (0: untracked), which tell it from a later skb at the same address */
 };
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -146,6 +149,25 @@ static __always_inline void skb_stage(struct skb_entry *e, int stage, __u64 now)
 }
 
 /* device stage: __dev_queue_xmit, before the qdisc. */
+/*
+ * A sent skb that software GSO splits (validate_xmit_skb, between the device and driver stages:
+ * the device cannot segment it) is consumed, and its segments, new skbs that carry the same
+ * socket, go to the driver right after on the same CPU. Its entry waits here for the first of
+ * them: the driver stage of a segmented skb is its first segment's hand-off.
+ */
+struct tx_segmented {
+    __u64 sk;
+    __u64 ts; /* when the original was consumed */
+    struct skb_entry e;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct tx_segmented);
+} tx_gso SEC(".maps");
+#define TX_GSO_WAIT_NS 1000000 /* segments follow within microseconds; then the entry is dropped */
+
 /* An skb is freed: forget it, so a reused address never matches a stale entry. */
 static __always_inline void skb_freed(const struct sk_buff *skb, int dropped)
 {
@@ -153,6 +175,17 @@ static __always_inline void skb_freed(const struct sk_buff *skb, int dropped)
     struct skb_entry *e = bpf_map_lookup_elem(&tx_skb, &key);
     if (e) {
         if (dropped) count_unmatched(segment_into(e->prev_stage + 1), NETLAT_UNMATCHED_DROPPED);
+        else if (e->prev_stage == NETLAT_STAGE_TX_DEVICE && !e->untimed) {
+            __u32 zero = 0;
+            struct tx_segmented *g = bpf_map_lookup_elem(&tx_gso, &zero);
+            if (g) {
+                if (g->sk) /* the previous one's segments never reached a driver */
+                    count_unmatched(NETLAT_SEG_TX_DEVICE_TO_DRIVER, NETLAT_UNMATCHED_DROPPED);
+                g->sk = (__u64)BPF_CORE_READ(skb, sk);
+                g->ts = bpf_ktime_get_ns();
+                g->e = *e;
+            }
+        }
         if (!bpf_map_delete_elem(&tx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_TX_SKB));
     }
     e = bpf_map_lookup_elem(&rx_skb, &key);

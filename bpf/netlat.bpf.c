@@ -76,6 +76,7 @@ RX_DRIVER_TP(netif_rx)
 RX_DRIVER_TP(napi_gro_receive_entry)
 RX_DRIVER_TP(netif_receive_skb_entry)
 RX_DRIVER_TP(netif_receive_skb_list_entry)
+RX_DRIVER_TP(napi_gro_frags_entry)
 
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(tp_netif_receive_skb, struct sk_buff *skb)

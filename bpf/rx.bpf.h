@@ -33,30 +33,73 @@ struct {
 
 /* ================= rx ================= */
 
-/* driver stage: the driver hands the skb to the stack (skb->data is at the IP header). */
-static __always_inline void rx_driver(const struct sk_buff *skb)
+/* Starts following a received skb at `stage` (skb->data is at the IP header): at the driver stage,
+ * or at the device stage for a packet whose driver hand-off was not readable (napi_gro_frags: the
+ * headers are still in a page fragment then). Anything else at that address is forgotten: skbs
+ * are also freed through paths no hook sees (GRO merges, the NAPI skb cache), so an untracked
+ * packet (ARP, ICMP, filtered, sampled out) must not inherit a freed packet's entry. */
+static __always_inline void rx_start(const struct sk_buff *skb, int stage)
 {
+    __u64 key = (__u64)skb;
     struct pkt p = {};
-    if (!parse_l3(skb, BPF_CORE_READ(skb, data), &p)) return;
     const struct net_device *dev = BPF_CORE_READ(skb, dev);
     __u32 netns = netns_of_dev(dev);
-    if (!flow_wanted(p.dst_port, p.src_port, netns) || !dev_wanted(dev)) return;
     /* UDP reads are joined by their position on the socket's queue, which every datagram takes:
      * sampling applies to TCP, whose reads are joined by sequence. */
-    if (p.proto == NETLAT_PROTO_TCP && !sampled()) return;
+    if (!parse_l3(skb, BPF_CORE_READ(skb, data), &p) || !flow_wanted(p.dst_port, p.src_port, netns) ||
+        !dev_wanted(dev) || (p.proto == NETLAT_PROTO_TCP && !sampled())) {
+        if (stage == NETLAT_STAGE_RX_DRIVER && !bpf_map_delete_elem(&rx_skb, &key))
+            count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_SKB));
+        return;
+    }
     __u64 now = bpf_ktime_get_ns();
-    struct skb_entry e = {.ts_first = now, .ts_prev = now, .netns = netns, .proto = p.proto,
-                          .family = p.family, .prev_stage = NETLAT_STAGE_RX_DRIVER};
-    upsert(&rx_skb, NETLAT_MAP_RX_SKB, (__u64)skb, &e);
-    count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_DRIVER));
+    struct skb_entry e = {.ts_prev = now, .netns = netns, .proto = p.proto, .family = p.family,
+                          .prev_stage = stage};
+    e.ts_stage[stage - NETLAT_STAGE_RX_DRIVER] = now;
+    if (stage == NETLAT_STAGE_RX_DRIVER) e.ts_first = now;
+    upsert(&rx_skb, NETLAT_MAP_RX_SKB, key, &e);
+    count(NETLAT_CTR_STAGE(stage));
 }
 
-/* device, network and transport stages: the same skb moves on. */
+static __always_inline void rx_driver(const struct sk_buff *skb) { rx_start(skb, NETLAT_STAGE_RX_DRIVER); }
+
+/* device, network and transport stages: the same skb moves on. Their segments are recorded when
+ * the packet is delivered to a local socket (rx_delivered): forwarded packets, which pass the
+ * same stages on their way out, stay out of the receive histograms. */
 static __always_inline void rx_skb_stage(const struct sk_buff *skb, int stage)
 {
     __u64 now = bpf_ktime_get_ns();
     struct skb_entry *e = skb_lookup(&rx_skb, NETLAT_MAP_RX_SKB, (__u64)skb, stage, now);
-    if (e && e->prev_stage < stage) skb_stage(e, stage, now);
+    if (!e) {
+        if (stage == NETLAT_STAGE_RX_DEVICE) rx_start(skb, stage);
+        return;
+    }
+    if (e->prev_stage >= stage) return;
+    e->ts_stage[(stage - NETLAT_STAGE_RX_DRIVER) & 3] = now;
+    e->ts_prev = now;
+    e->prev_stage = stage;
+    count(NETLAT_CTR_STAGE(stage));
+}
+
+/* The per-layer segments of a packet a local socket takes (TCP: tcp_probe / tcp_rcv_established;
+ * UDP: its reader is woken). A segment is recorded when its start stage ran for this packet or had
+ * no hook at all (then it spans the gap, as its name says); a start stage that has a hook but did
+ * not see this packet (a path it is not on) leaves the segment unmatched, never mislabelled. */
+static __always_inline void rx_delivered(const struct skb_entry *e)
+{
+    __u64 prev = e->ts_stage[0];
+    int prev_stage = NETLAT_STAGE_RX_DRIVER;
+    for (int s = NETLAT_STAGE_RX_DEVICE; s <= NETLAT_STAGE_RX_TRANSPORT; s++) {
+        __u64 t = e->ts_stage[(s - NETLAT_STAGE_RX_DRIVER) & 3];
+        if (!t) continue;
+        __u32 between = (1u << s) - (2u << prev_stage); /* stages strictly between the two */
+        if (prev && !(cfg_hooked_stages & between))
+            record(segment_into(s), e->proto, e->family, e->netns, t, prev);
+        else
+            count_unmatched(segment_into(s), NETLAT_UNMATCHED_NO_START);
+        prev = t;
+        prev_stage = s;
+    }
 }
 
 /* TCP takes the segment for an established socket: move it from its skb address to the socket's
@@ -64,8 +107,10 @@ static __always_inline void rx_skb_stage(const struct sk_buff *skb, int stage)
 static __always_inline void rx_tcp_owned(const struct sock *sk, const struct sk_buff *skb)
 {
     __u64 key = (__u64)skb;
-    struct skb_entry *e = bpf_map_lookup_elem(&rx_skb, &key);
-    if (!e) return;
+    struct skb_entry *e =
+        skb_lookup(&rx_skb, NETLAT_MAP_RX_SKB, key, NETLAT_STAGE_RX_QUEUED, bpf_ktime_get_ns());
+    if (!e || e->proto != NETLAT_PROTO_TCP) return;
+    rx_delivered(e);
     const struct tcp_skb_cb *cb = (const struct tcp_skb_cb *)&skb->cb[0];
     __u32 seq = BPF_CORE_READ(cb, seq), end = BPF_CORE_READ(cb, end_seq);
     if (end != seq) {
@@ -129,7 +174,8 @@ static long position_datagram(__u32 i, void *unused)
     __u64 key = c->found[idx];
     struct skb_entry *e = bpf_map_lookup_elem(&rx_skb, &key);
     if (!e || e->prev_stage >= NETLAT_STAGE_RX_QUEUED || e->proto != NETLAT_PROTO_UDP) return 0;
-    if (idx == 0) c->tail_ts = e->ts_first;
+    if (idx == 0) c->tail_ts = e->ts_prev;
+    rx_delivered(e);
     record(NETLAT_SEG_RX_TRANSPORT_TO_QUEUED, NETLAT_PROTO_UDP, e->family, e->netns, c->now, e->ts_prev);
     record(NETLAT_SEG_RX_STACK, NETLAT_PROTO_UDP, e->family, e->netns, c->now, e->ts_first);
     count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_QUEUED));
@@ -161,7 +207,7 @@ static __always_inline void rx_queued_udp(const struct sock *sk, __u64 now)
         if (key == last) {
             /* The same skb, unless a tracked datagram now lives at that address. */
             struct skb_entry *e = bpf_map_lookup_elem(&rx_skb, &key);
-            if (!e || e->ts_first == last_ts) break;
+            if (!e || e->ts_prev == last_ts) break;
         }
         c->found[i] = key;
         n = i + 1;

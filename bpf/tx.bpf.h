@@ -221,18 +221,44 @@ static __always_inline void tx_network(const struct sk_buff *skb)
     tx_join(skb, NETLAT_STAGE_TX_NETWORK, bpf_ktime_get_ns());
 }
 
+/* The segments (and totals) of the calls an skb carried, at its driver stage. */
+static __always_inline void tx_driven(struct skb_entry *e, __u64 now)
+{
+    skb_stage(e, NETLAT_STAGE_TX_DRIVER, now);
+    for (int i = 0; i < TX_CALLS_PER_SKB; i++) {
+        if (i >= e->n_calls) break;
+        record(NETLAT_SEG_TX_TOTAL, e->proto, e->family, e->netns, now, e->ts_socket[i]);
+    }
+}
+
+/* driver stage of an skb without an entry: the first segment of a software-segmented one (tx_gso)? */
+static __always_inline void tx_driver_segment(const struct sk_buff *skb, __u64 now)
+{
+    __u32 zero = 0;
+    struct tx_segmented *g = bpf_map_lookup_elem(&tx_gso, &zero);
+    if (!g || !g->sk || g->sk != (__u64)BPF_CORE_READ(skb, sk)) return;
+    if (now - g->ts > TX_GSO_WAIT_NS) {
+        count_unmatched(NETLAT_SEG_TX_DEVICE_TO_DRIVER, NETLAT_UNMATCHED_STALE);
+    } else if (!dev_is_stacked(BPF_CORE_READ(skb, dev))) {
+        tx_driven(&g->e, now);
+    } else {
+        return; /* segmented at a stacked device: wait for the bottom one */
+    }
+    g->sk = 0;
+}
+
 /* driver stage: the skb is handed to the driver. The end of tx. */
 static __always_inline void tx_driver(const struct sk_buff *skb)
 {
     __u64 now = bpf_ktime_get_ns();
     __u64 key = (__u64)skb;
     struct skb_entry *e = skb_lookup(&tx_skb, NETLAT_MAP_TX_SKB, key, NETLAT_STAGE_TX_DRIVER, now);
-    if (!e || dev_is_stacked(BPF_CORE_READ(skb, dev))) return;
-    skb_stage(e, NETLAT_STAGE_TX_DRIVER, now);
-    for (int i = 0; i < TX_CALLS_PER_SKB; i++) {
-        if (i >= e->n_calls) break;
-        record(NETLAT_SEG_TX_TOTAL, e->proto, e->family, e->netns, now, e->ts_socket[i]);
+    if (!e) {
+        tx_driver_segment(skb, now);
+        return;
     }
+    if (dev_is_stacked(BPF_CORE_READ(skb, dev))) return;
+    tx_driven(e, now);
     if (!bpf_map_delete_elem(&tx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_TX_SKB));
 }
 

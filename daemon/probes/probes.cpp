@@ -218,7 +218,8 @@ void Probes::choose(const Config& config, const KernelFeatures& kernel) {
         StageChoice choice{stage.stage, nullptr, {}, {}};
         std::vector<std::string> tried;  // why each candidate tried is unusable
         for (const HookCandidate& c : stage.candidates) {
-            if (!allowed(c.kind)) continue;
+            if (!allowed(c.kind) && !(stage.tracepoint_in_every_mode && c.kind == HookKind::TpBtf))
+                continue;
             std::vector<const HookProgram*> have;
             bool complete = true;
             for (const HookProgram& p : c.programs) {
@@ -247,6 +248,10 @@ void Probes::configure(const Config& config) {
     auto* ro = skel_->rodata;
     ro->cfg_sample_every = config.sampling;
     ro->cfg_netns_label = config.labels.netns ? 1 : 0;
+    __u32 hooked = 0;
+    for (const StageChoice& c : choices_)
+        if (c.candidate) hooked |= 1u << c.stage;
+    ro->cfg_hooked_stages = hooked;
     ro->cfg_stale_ns = static_cast<__u64>(config.maps.stale_after.count());
     const auto& f = config.filters;
     ro->cfg_n_local_ports = static_cast<__u32>(f.local_ports.size());
