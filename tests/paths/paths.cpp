@@ -216,9 +216,11 @@ double Window::events(const std::string& dir, const std::string& stage) const {
     return delta("netlatd_stage_events_total", {{"direction", dir}, {"stage", stage}});
 }
 
-double Window::unmatched(const std::string& dir, const std::string& reason) const {
+double Window::unmatched(const std::string& dir, const std::string& reason,
+                         const std::string& segment) const {
     std::map<std::string, std::string> m{{"direction", dir}};
     if (!reason.empty()) m["reason"] = reason;
+    if (!segment.empty()) m["segment"] = segment;
     return delta("netlatd_unmatched_total", m);
 }
 

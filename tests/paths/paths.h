@@ -71,7 +71,9 @@ class Window {
                    const std::string& proto) const;
     double mean(const std::string& dir, const std::string& segment, const std::string& proto) const;
     double events(const std::string& dir, const std::string& stage) const;
-    double unmatched(const std::string& dir, const std::string& reason = "") const;
+    // Unmatched ends of `dir`, of one reason and one segment if given.
+    double unmatched(const std::string& dir, const std::string& reason = "",
+                     const std::string& segment = "") const;
     double program_runs(const std::string& program) const;
     // The largest bucket bound (s) holding a sample of any segment of `dir` (0: none).
     double longest_sample(const std::string& dir) const;
