@@ -59,16 +59,16 @@ class NetnsPair {
         remove();  // leftovers of a killed run with the same pid
         try {
             run_steps({
-            {"ip", "netns", "add", ns_a},
-            {"ip", "netns", "add", ns_b},
-            {"ip", "link", "add", veth_a, "netns", ns_a, "type", "veth", "peer", "name", veth_b,
-             "netns", ns_b},
-            {"ip", "-n", ns_a, "addr", "add", addr_a + "/30", "dev", veth_a},
-            {"ip", "-n", ns_b, "addr", "add", addr_b + "/30", "dev", veth_b},
-            {"ip", "-n", ns_a, "link", "set", veth_a, "up"},
-            {"ip", "-n", ns_b, "link", "set", veth_b, "up"},
-            {"ip", "-n", ns_a, "link", "set", "lo", "up"},
-            {"ip", "-n", ns_b, "link", "set", "lo", "up"},
+                {"ip", "netns", "add", ns_a},
+                {"ip", "netns", "add", ns_b},
+                {"ip", "link", "add", veth_a, "netns", ns_a, "type", "veth", "peer", "name", veth_b,
+                 "netns", ns_b},
+                {"ip", "-n", ns_a, "addr", "add", addr_a + "/30", "dev", veth_a},
+                {"ip", "-n", ns_b, "addr", "add", addr_b + "/30", "dev", veth_b},
+                {"ip", "-n", ns_a, "link", "set", veth_a, "up"},
+                {"ip", "-n", ns_b, "link", "set", veth_b, "up"},
+                {"ip", "-n", ns_a, "link", "set", "lo", "up"},
+                {"ip", "-n", ns_b, "link", "set", "lo", "up"},
             });
         } catch (...) {
             remove();
@@ -95,8 +95,8 @@ class NetnsPair {
     std::string addr_a, addr_b;
 };
 
-// A bridge in namespace A with A's veth as its port (host -> bridge -> veth -> pod namespace B): A's
-// address moves from the veth to the bridge br0.
+// A bridge in namespace A with A's veth as its port (host -> bridge -> veth -> pod namespace B):
+// A's address moves from the veth to the bridge br0.
 struct BridgedPair : NetnsPair {
     BridgedPair() {
         run_steps({{"ip", "-n", ns_a, "link", "add", "br0", "type", "bridge"},
@@ -117,12 +117,13 @@ struct RoutedPath {
     const std::string& addr_b = right.addr_b;
     RoutedPath() {
         // The router is one namespace: right's A side moves into left's B side.
-        run_steps({{"ip", "-n", right.ns_a, "link", "set", right.veth_a, "netns", left.ns_b},
-                   {"ip", "-n", left.ns_b, "addr", "add", right.addr_a + "/30", "dev", right.veth_a},
-                   {"ip", "-n", left.ns_b, "link", "set", right.veth_a, "up"},
-                   {"ip", "netns", "exec", left.ns_b, "sysctl", "-qw", "net.ipv4.ip_forward=1"},
-                   {"ip", "-n", ns_a, "route", "add", "10.78.1.0/30", "via", left.addr_b},
-                   {"ip", "-n", ns_b, "route", "add", "10.78.0.0/30", "via", right.addr_a}});
+        run_steps(
+            {{"ip", "-n", right.ns_a, "link", "set", right.veth_a, "netns", left.ns_b},
+             {"ip", "-n", left.ns_b, "addr", "add", right.addr_a + "/30", "dev", right.veth_a},
+             {"ip", "-n", left.ns_b, "link", "set", right.veth_a, "up"},
+             {"ip", "netns", "exec", left.ns_b, "sysctl", "-qw", "net.ipv4.ip_forward=1"},
+             {"ip", "-n", ns_a, "route", "add", "10.78.1.0/30", "via", left.addr_b},
+             {"ip", "-n", ns_b, "route", "add", "10.78.0.0/30", "via", right.addr_a}});
     }
     const std::string& ns_router() const { return left.ns_b; }
 };

@@ -83,7 +83,8 @@ TEST_P(Calls, SendmmsgTimesEachMessage) {
     Window w(d);
     for (int i = 0; i < kMessages / kBatch; i++) {
         ASSERT_EQ(sendmmsg(flow.tx, batch.data(), kBatch, 0), kBatch);
-        if (tcp()) ASSERT_EQ(flow.receive(kSize * kBatch), kSize * kBatch);
+        if (tcp())
+            ASSERT_EQ(flow.receive(kSize * kBatch), kSize * kBatch);
         else
             for (int m = 0; m < kBatch; m++) ASSERT_EQ(flow.receive(kSize), kSize);
     }
@@ -149,9 +150,8 @@ TEST_P(Calls, IoUringSendAndRecv) {
     };
     Window w = run(
         [&](int) {
-            submit([&](io_uring_sqe* s) {
-                io_uring_prep_send(s, flow.tx, payload.data(), kSize, 0);
-            });
+            submit(
+                [&](io_uring_sqe* s) { io_uring_prep_send(s, flow.tx, payload.data(), kSize, 0); });
         },
         [&] {
             submit([&](io_uring_sqe* s) {

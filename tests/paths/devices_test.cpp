@@ -172,7 +172,8 @@ TEST(Devices, IcmpFloodBetweenMeasuredPackets) {
         h.un.echo.id = htons(0x6e6c);
         h.un.echo.sequence = htons(++seq);
         h.checksum = ip_checksum(&h, sizeof(h));
-        return sendto(raw, &h, sizeof(h), 0, reinterpret_cast<const sockaddr*>(&to), sizeof(to)) > 0;
+        return sendto(raw, &h, sizeof(h), 0, reinterpret_cast<const sockaddr*>(&to), sizeof(to)) >
+               0;
     };
     expect_joined_through_flood(d, pair, echo, "ICMP flood");
     close(raw);

@@ -19,6 +19,9 @@ struct Offloads {
     std::string name;
     bool tso, gso;
 };
+void PrintTo(const Offloads& o, std::ostream* os) {
+    *os << o.name;
+}
 
 // A veth pair whose sending side has `feature` set as asked and whose receiving side has no GRO
 // (each skb on the wire is one skb at the receiver), with netlatd on both namespaces.
@@ -53,8 +56,8 @@ TEST_P(UdpSegment, OneTxSamplePerCallOneRxSamplePerDatagram) {
         for (int s = 0; s < kSegments; s++) ASSERT_EQ(flow.receive(kGsoSize), size_t{kGsoSize});
     }
     w.close();
-    const std::string what = std::string("UDP_SEGMENT, tx-udp-segmentation ") +
-                             (GetParam() ? "on" : "off");
+    const std::string what =
+        std::string("UDP_SEGMENT, tx-udp-segmentation ") + (GetParam() ? "on" : "off");
     expect_joined(w, "tx", "total", "udp", kCalls, what);
     expect_joined(w, "rx", "total", "udp", kCalls * kSegments, what);
     const int off = 0;

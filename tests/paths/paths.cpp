@@ -273,8 +273,7 @@ void expect_joined(const Window& w, const std::string& dir, const std::string& s
     EXPECT_LE(n, expected * 1.01) << where << " (a message timed twice)";
     EXPECT_LE(expected - n, w.unmatched(dir)) << where << " (misses not counted under a reason)";
     EXPECT_LE(w.longest_sample(dir), std::max(w.seconds() * 1.5, 250e-9))
-        << what << ": a " << dir << " sample is longer than the " << w.seconds()
-        << " s of traffic";
+        << what << ": a " << dir << " sample is longer than the " << w.seconds() << " s of traffic";
 }
 
 void expect_each_message_joined(const Window& w, const Flow& f, int messages,

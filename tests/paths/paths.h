@@ -39,7 +39,8 @@ std::string paths_config(const std::vector<std::string>& namespaces);
 // timestamps (SO_TIMESTAMPING, RX_SOFTWARE). TCP: tx connected, rx accepted, both TCP_NODELAY.
 class Flow {
   public:
-    Flow(bool tcp, const std::string& from_ns, const std::string& to_ns, const std::string& to_addr);
+    Flow(bool tcp, const std::string& from_ns, const std::string& to_ns,
+         const std::string& to_addr);
     ~Flow();
     Flow(const Flow&) = delete;
     Flow& operator=(const Flow&) = delete;
