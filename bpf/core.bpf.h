@@ -146,7 +146,6 @@ static __always_inline int segment_into(int stage)
 
 static __always_inline int seq_before_eq(__u32 a, __u32 b) { return (__s32)(a - b) <= 0; }
 
-static __always_inline __u64 ring_tag(__u32 key, __u8 family) { return ((__u64)key << 32) | family << 1 | 1; }
 
 static __always_inline int sampled(void)
 {

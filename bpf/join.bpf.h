@@ -23,7 +23,10 @@ struct skb_entry {
     __u8 prev_stage;
     __u8 n_calls;
     __u8 untimed; /* a TCP retransmission: followed so later stages do not join it again, not timed */
-    __u8 pad[7];
+    __u8 pad;
+    __u16 lport; /* rx: the local port */
+    __u32 pad2;
+    __u64 sk; /* tx: the sending socket (software GSO gives it to the segments, not the original) */
 };
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -39,91 +42,104 @@ struct {
 } rx_skb SEC(".maps");
 
 /*
- * Per-socket rings of pending data, for joins that skb addresses cannot make:
- *  tx (TCP): send calls waiting for the segment that carries their last byte, tagged by end sequence;
- *  rx (TCP): received segments waiting to be read, tagged by end sequence (copied_seq passes them).
- * For UDP sockets the rx ring holds only the position counter of the socket's datagrams (rx_dgram).
- * A slot's tag is written last by its single writer and claimed with compare-and-swap by readers.
+ * Per-socket state, for joins that skb addresses cannot make. Pending items get consecutive
+ * positions per socket and direction, and live in `pending` keyed by (socket inode, kind,
+ * position):
+ *  tx (TCP): send calls waiting for the segment that carries their last byte (their end sequence);
+ *  rx (TCP): received segments waiting to be queued and read (their end sequence);
+ *  rx (UDP): datagrams on the receive queue (rx.bpf.h says how reads find theirs).
+ * TCP joins walk from the oldest position while items end at or before the sequence that passes
+ * them, so any backlog (up to the size of `pending`) is measured whole, oldest first.
  */
-#define RING_SLOTS 16
-struct ring_slot {
-    __u64 tag; /* (key << 32) | family << 1 | 1; 0 = empty */
-    __u64 t0;  /* tx: socket stage; rx: driver stage */
-    __u64 t1;  /* tx: transport stage; rx: last stage before the ring */
-    __u64 t2;  /* rx: queued stage */
-};
-struct ring {
-    struct ring_slot slot[RING_SLOTS];
-    __u32 next;   /* TCP: next slot to write */
-    __u32 pushed; /* UDP: positions given to the socket's datagrams so far */
-    __u32 netns;
-    __u32 pad;
-    __u64 owner; /* the socket's inode: a socket reallocated at the same address starts afresh */
+struct sock_state {
+    __u64 owner;    /* the socket's inode: a socket reallocated at the same address starts afresh */
     __u64 last_skb; /* UDP: the newest datagram given a position, and its last stage's time */
     __u64 last_ts;  /* (0: untracked), which tell it from a later skb at the same address */
+    __u32 head;     /* positions given so far */
+    __u32 tail;     /* TCP: the oldest position not yet joined (tx: to a packet; rx: to a read) */
+    __u32 queued;   /* TCP rx: the oldest position not yet queued */
+    __u32 netns;
 };
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
     __uint(max_entries, 8192);
     __type(key, __u64); /* struct sock * */
-    __type(value, struct ring);
+    __type(value, struct sock_state);
 } tx_ring SEC(".maps");
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
     __uint(max_entries, 8192);
     __type(key, __u64);
-    __type(value, struct ring);
+    __type(value, struct sock_state);
 } rx_ring SEC(".maps");
 
-/* Empty values to insert from: rings are too large for the BPF stack. */
+enum pending_kind { PENDING_RX_DGRAM, PENDING_RX_SEGMENT, PENDING_TX_CALL };
+struct pending_key {
+    __u64 owner; /* socket inode */
+    __u32 pos;
+    __u32 kind;
+};
+struct pending {
+    __u64 t0;  /* tx: socket stage; rx: driver stage */
+    __u64 t1;  /* tx: transport stage; rx: the last stage before the socket took it */
+    __u64 t2;  /* rx: queued stage */
+    __u32 end; /* TCP: end sequence */
+    __u32 netns;
+    __u8 family;
+    __u8 pad[7];
+};
 struct {
-    __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, 1);
-    __type(key, __u32);
-    __type(value, struct ring);
-} ring_zero SEC(".maps");
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 16384);
+    __type(key, struct pending_key);
+    __type(value, struct pending);
+} pending SEC(".maps");
 
-/* The ring of a socket. A ring left by a closed socket whose memory now holds another socket is
- * stale (its pending entries belong to the old one): it is reset, and its entries counted stale. */
-static __always_inline struct ring *ring_get(void *map, int map_id, const struct sock *sk, int create,
-                                             int seg_stale)
+/* The state of a socket. State left by a closed socket whose memory now holds another socket is
+ * stale (its pending items belong to the old one): it is reset, and counted stale. */
+static __always_inline struct sock_state *sock_state_get(void *map, int map_id, const struct sock *sk,
+                                                         int create, int seg_stale)
 {
     __u64 key = (__u64)sk, ino = sock_ino(sk);
-    struct ring *r = bpf_map_lookup_elem(map, &key);
+    struct sock_state *r = bpf_map_lookup_elem(map, &key);
     if (r && r->owner == ino) return r;
     if (r && !r->owner) { /* made before accept() gave the socket its file */
         r->owner = ino;
         return r;
     }
     if (!create) return 0;
-    __u32 zero = 0;
-    struct ring *z = bpf_map_lookup_elem(&ring_zero, &zero);
-    if (!z) return 0;
     if (r) count_unmatched(seg_stale, NETLAT_UNMATCHED_STALE);
-    bpf_map_update_elem(map, &key, z, r ? BPF_EXIST : BPF_NOEXIST);
+    struct sock_state fresh = {.owner = ino};
+    bpf_map_update_elem(map, &key, &fresh, r ? BPF_EXIST : BPF_NOEXIST);
     if (!r) count(NETLAT_CTR_MAP_INSERT(map_id));
-    r = bpf_map_lookup_elem(map, &key);
-    if (r) r->owner = ino;
-    return r;
+    return bpf_map_lookup_elem(map, &key);
 }
 
-/* Writes a TCP ring slot (single writer per socket: the socket lock or the softirq that owns it). */
-static __always_inline void ring_push_seq(struct ring *r, __u64 tag, __u64 t0, __u64 t1, int seg_lost)
+/* Appends a TCP item (single writer per socket and direction: the socket lock, or the softirq that
+ * owns the socket): the item is in the map before the head moves past it. */
+static __always_inline void pending_push(struct sock_state *r, int kind, struct pending *p)
 {
-    __u32 i = r->next++ % RING_SLOTS;
-    struct ring_slot *s = &r->slot[i];
-    if (__sync_lock_test_and_set(&s->tag, 0)) count_unmatched(seg_lost, NETLAT_UNMATCHED_RING_FULL);
-    s->t0 = t0;
-    s->t1 = t1;
-    s->t2 = 0;
-    __sync_lock_test_and_set(&s->tag, tag);
+    struct pending_key k = {.owner = r->owner, .pos = r->head, .kind = kind};
+    upsert_key(&pending, NETLAT_MAP_PENDING, &k, p);
+    r->head = k.pos + 1;
 }
 
-/* Claims a slot whose tag is still t; its times were read before, so they belong to that tag. */
-static __always_inline int ring_claim(struct ring_slot *s, __u64 t)
+/* Takes an item out; 0 if another CPU took it first (or it was evicted). */
+static __always_inline int pending_take(struct pending_key *k)
 {
-    return __sync_val_compare_and_swap(&s->tag, t, 0) == t;
+    if (bpf_map_delete_elem(&pending, k)) return 0;
+    count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_PENDING));
+    return 1;
 }
+
+/* A walk over a socket's pending TCP items, oldest first (bpf_loop: verified once, any length). */
+#define PENDING_WALK_MAX 4096
+struct pending_walk {
+    struct pending_key k; /* owner, kind, and the position the walk is at */
+    __u32 head;
+    __u32 seq; /* the sequence the walk goes up to */
+    __u64 now;
+};
 
 /* Looks up an skb entry and checks it is fresh; counts stale ones. */
 static __always_inline struct skb_entry *skb_lookup(void *map, int map_id, __u64 key, int stage,
@@ -168,33 +184,18 @@ struct {
 } tx_gso SEC(".maps");
 #define TX_GSO_WAIT_NS 1000000 /* segments follow within microseconds; then the entry is dropped */
 
-/* An skb is freed: forget it, so a reused address never matches a stale entry. */
-static __always_inline void skb_freed(const struct sk_buff *skb, int dropped)
-{
-    __u64 key = (__u64)skb;
-    struct skb_entry *e = bpf_map_lookup_elem(&tx_skb, &key);
-    if (e) {
-        if (dropped) count_unmatched(segment_into(e->prev_stage + 1), NETLAT_UNMATCHED_DROPPED);
-        else if (e->prev_stage == NETLAT_STAGE_TX_DEVICE && !e->untimed) {
-            __u32 zero = 0;
-            struct tx_segmented *g = bpf_map_lookup_elem(&tx_gso, &zero);
-            if (g) {
-                if (g->sk) /* the previous one's segments never reached a driver */
-                    count_unmatched(NETLAT_SEG_TX_DEVICE_TO_DRIVER, NETLAT_UNMATCHED_DROPPED);
-                g->sk = (__u64)BPF_CORE_READ(skb, sk);
-                g->ts = bpf_ktime_get_ns();
-                g->e = *e;
-            }
-        }
-        if (!bpf_map_delete_elem(&tx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_TX_SKB));
-    }
-    e = bpf_map_lookup_elem(&rx_skb, &key);
-    if (e) {
-        if (dropped && e->prev_stage < NETLAT_STAGE_RX_SOCKET)
-            count_unmatched(segment_into(e->prev_stage + 1), NETLAT_UNMATCHED_DROPPED);
-        if (!bpf_map_delete_elem(&rx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_SKB));
-    }
-}
-
+/* The same on receive: a UDP socket that cannot take a GRO'd super-datagram whole splits it
+ * (udp_rcv_segment) and consumes it before queueing the datagrams, on the same CPU: they take its
+ * entry, as many as there are (matched by local port, within TX_GSO_WAIT_NS). */
+struct rx_segmented {
+    __u64 ts;
+    struct skb_entry e;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct rx_segmented);
+} rx_gso SEC(".maps");
 
 #endif /* NETLAT_JOIN_BPF_H */

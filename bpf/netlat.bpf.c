@@ -21,6 +21,43 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* An skb is freed: forget it, so a reused address never matches a stale entry. */
+static __always_inline void skb_freed(const struct sk_buff *skb, int dropped)
+{
+    __u64 key = (__u64)skb;
+    struct skb_entry *e = bpf_map_lookup_elem(&tx_skb, &key);
+    if (e) {
+        if (dropped) count_unmatched(segment_into(e->prev_stage + 1), NETLAT_UNMATCHED_DROPPED);
+        else if (e->prev_stage == NETLAT_STAGE_TX_DEVICE && !e->untimed) {
+            __u32 zero = 0;
+            struct tx_segmented *g = bpf_map_lookup_elem(&tx_gso, &zero);
+            if (g) {
+                if (g->sk) /* the previous one's segments never reached a driver */
+                    count_unmatched(NETLAT_SEG_TX_DEVICE_TO_DRIVER, NETLAT_UNMATCHED_DROPPED);
+                g->sk = e->sk;
+                g->ts = bpf_ktime_get_ns();
+                g->e = *e;
+            }
+        }
+        if (!bpf_map_delete_elem(&tx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_TX_SKB));
+    }
+    e = bpf_map_lookup_elem(&rx_skb, &key);
+    if (e) {
+        if (dropped && e->prev_stage < NETLAT_STAGE_RX_SOCKET) {
+            count_unmatched(segment_into(e->prev_stage + 1), NETLAT_UNMATCHED_DROPPED);
+        } else if (!dropped && e->proto == NETLAT_PROTO_UDP && e->prev_stage == NETLAT_STAGE_RX_TRANSPORT) {
+            __u32 zero = 0;
+            struct rx_segmented *g = bpf_map_lookup_elem(&rx_gso, &zero);
+            if (g) {
+                g->ts = bpf_ktime_get_ns();
+                g->e = *e;
+            }
+            rx_delivered(e); /* it passed the layers as one skb, delivered to a local socket */
+        }
+        if (!bpf_map_delete_elem(&rx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_SKB));
+    }
+}
+
 /* ================= entry points: tracepoint family ================= */
 
 /* Every syscall's entry, by name through BTF (no tracefs): only the send syscalls go further. Their

@@ -6,30 +6,12 @@
 #include "join.bpf.h"
 
 /*
- * UDP datagrams on a socket's receive queue, by position: (socket inode, position) -> times.
+ * UDP datagrams on a socket's receive queue are pending items by position (kind PENDING_RX_DGRAM).
  * Datagrams get positions in queue order when the reader is woken (rx_queued_udp), tracked or not,
- * so that the newest has position pushed - 1. A read that leaves n datagrams queued took position
- * pushed - n - 1: the join depends only on the queue as it is, so a read or datagram netlatd did
+ * so that the newest has position head - 1. A read that leaves n datagrams queued took position
+ * head - n - 1: the join depends only on the queue as it is, so a read or datagram netlatd did
  * not see (queued before it started, peeked, dropped) cannot shift later pairs.
  */
-struct dgram_key {
-    __u64 owner; /* socket inode */
-    __u32 pos;
-    __u32 pad;
-};
-struct dgram {
-    __u64 t0, t1, t2; /* driver, transport, queued */
-    __u32 netns;
-    __u8 family;
-    __u8 pad[3];
-};
-struct {
-    __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, 16384);
-    __type(key, struct dgram_key);
-    __type(value, struct dgram);
-} rx_dgram SEC(".maps");
-
 
 /* ================= rx ================= */
 
@@ -56,6 +38,7 @@ static __always_inline void rx_start(const struct sk_buff *skb, int stage)
     struct skb_entry e = {.ts_prev = now, .netns = netns, .proto = p.proto, .family = p.family,
                           .prev_stage = stage};
     e.ts_stage[stage - NETLAT_STAGE_RX_DRIVER] = now;
+    e.lport = p.dst_port;
     if (stage == NETLAT_STAGE_RX_DRIVER) e.ts_first = now;
     upsert(&rx_skb, NETLAT_MAP_RX_SKB, key, &e);
     count(NETLAT_CTR_STAGE(stage));
@@ -103,7 +86,7 @@ static __always_inline void rx_delivered(const struct skb_entry *e)
 }
 
 /* TCP takes the segment for an established socket: move it from its skb address to the socket's
- * ring, keyed by end sequence, because the receive queue may coalesce it into another skb. */
+ * pending segments, by end sequence, because the receive queue may coalesce it into another skb. */
 static __always_inline void rx_tcp_owned(const struct sock *sk, const struct sk_buff *skb)
 {
     __u64 key = (__u64)skb;
@@ -114,32 +97,48 @@ static __always_inline void rx_tcp_owned(const struct sock *sk, const struct sk_
     const struct tcp_skb_cb *cb = (const struct tcp_skb_cb *)&skb->cb[0];
     __u32 seq = BPF_CORE_READ(cb, seq), end = BPF_CORE_READ(cb, end_seq);
     if (end != seq) {
-        struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 1, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
+        struct sock_state *r =
+            sock_state_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 1, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
         if (r) {
             r->netns = e->netns;
-            ring_push_seq(r, ring_tag(end, e->family), e->ts_first, e->ts_prev,
-                          NETLAT_SEG_RX_TRANSPORT_TO_QUEUED);
+            struct pending p = {.t0 = e->ts_first, .t1 = e->ts_prev, .end = end, .netns = e->netns,
+                                .family = e->family};
+            pending_push(r, PENDING_RX_SEGMENT, &p);
         }
     }
     if (!bpf_map_delete_elem(&rx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_SKB));
 }
 
 /* queued stage, TCP: everything up to rcv_nxt is on the receive queue and the reader is woken. */
+static long queue_segment(__u32 i, void *ctx)
+{
+    struct pending_walk *w = ctx;
+    if (w->k.pos == w->head) return 1;
+    struct pending *p = bpf_map_lookup_elem(&pending, &w->k);
+    if (p) {
+        if (!seq_before_eq(p->end, w->seq)) return 1;
+        if (!p->t2) {
+            p->t2 = w->now;
+            record(NETLAT_SEG_RX_TRANSPORT_TO_QUEUED, NETLAT_PROTO_TCP, p->family, p->netns, w->now, p->t1);
+            record(NETLAT_SEG_RX_STACK, NETLAT_PROTO_TCP, p->family, p->netns, w->now, p->t0);
+            count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_QUEUED));
+        }
+    }
+    w->k.pos++;
+    return 0;
+}
+
 static __always_inline void rx_queued_tcp(const struct sock *sk, __u64 now)
 {
-    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 0, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
+    struct sock_state *r = sock_state_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 0, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
     if (!r) return;
-    __u32 rcv_nxt = BPF_CORE_READ((const struct tcp_sock *)sk, rcv_nxt);
-    for (int i = 0; i < RING_SLOTS; i++) {
-        struct ring_slot *s = &r->slot[i];
-        __u64 tag = s->tag;
-        if (!tag || s->t2 || !seq_before_eq(tag >> 32, rcv_nxt)) continue;
-        s->t2 = now;
-        __u8 family = (tag >> 1) & 1;
-        record(NETLAT_SEG_RX_TRANSPORT_TO_QUEUED, NETLAT_PROTO_TCP, family, r->netns, now, s->t1);
-        record(NETLAT_SEG_RX_STACK, NETLAT_PROTO_TCP, family, r->netns, now, s->t0);
-        count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_QUEUED));
-    }
+    __u32 from = (__s32)(r->queued - r->tail) > 0 ? r->queued : r->tail;
+    struct pending_walk w = {.k = {.owner = r->owner, .pos = from, .kind = PENDING_RX_SEGMENT},
+                             .head = r->head,
+                             .seq = BPF_CORE_READ((const struct tcp_sock *)sk, rcv_nxt),
+                             .now = now};
+    bpf_loop(PENDING_WALK_MAX, queue_segment, &w, 0);
+    r->queued = w.k.pos;
 }
 
 /* queued stage, UDP: the reader is woken for the newest datagrams on the receive queue. One wakeup
@@ -150,6 +149,7 @@ static __always_inline void rx_queued_tcp(const struct sock *sk, __u64 now)
 struct udp_positions {
     __u64 found[UDP_QUEUE_WALK]; /* newest first */
     __u64 owner, now, tail_ts;
+    __u16 lport;
     __u32 n, base;
 };
 
@@ -173,16 +173,22 @@ static long position_datagram(__u32 i, void *unused)
     if (idx >= UDP_QUEUE_WALK) return 1;
     __u64 key = c->found[idx];
     struct skb_entry *e = bpf_map_lookup_elem(&rx_skb, &key);
-    if (!e || e->prev_stage >= NETLAT_STAGE_RX_QUEUED || e->proto != NETLAT_PROTO_UDP) return 0;
+    if (!e) {
+        struct rx_segmented *g = bpf_map_lookup_elem(&rx_gso, &zero);
+        if (!g || g->e.lport != c->lport || c->now - g->ts > TX_GSO_WAIT_NS) return 0;
+        e = &g->e; /* a datagram split from a tracked one: its times */
+    } else {
+        if (e->prev_stage >= NETLAT_STAGE_RX_QUEUED || e->proto != NETLAT_PROTO_UDP) return 0;
+        rx_delivered(e);
+    }
     if (idx == 0) c->tail_ts = e->ts_prev;
-    rx_delivered(e);
     record(NETLAT_SEG_RX_TRANSPORT_TO_QUEUED, NETLAT_PROTO_UDP, e->family, e->netns, c->now, e->ts_prev);
     record(NETLAT_SEG_RX_STACK, NETLAT_PROTO_UDP, e->family, e->netns, c->now, e->ts_first);
     count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_QUEUED));
-    struct dgram_key k = {.owner = c->owner, .pos = c->base + i};
-    struct dgram d = {.t0 = e->ts_first, .t1 = e->ts_prev, .t2 = c->now, .netns = e->netns,
-                      .family = e->family};
-    upsert_key(&rx_dgram, NETLAT_MAP_RX_DGRAM, &k, &d);
+    struct pending_key k = {.owner = c->owner, .pos = c->base + i, .kind = PENDING_RX_DGRAM};
+    struct pending d = {.t0 = e->ts_first, .t1 = e->ts_prev, .t2 = c->now, .netns = e->netns,
+                        .family = e->family};
+    upsert_key(&pending, NETLAT_MAP_PENDING, &k, &d);
     if (!bpf_map_delete_elem(&rx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_SKB));
     return 0;
 }
@@ -193,7 +199,7 @@ static __always_inline void rx_queued_udp(const struct sock *sk, __u64 now)
     const struct sk_buff_head *rq = &((const struct udp_sock *)sk)->reader_queue;
     const struct sk_buff *tail = BPF_CORE_READ(q, prev);
     if (!tail || (const void *)tail == (const void *)q || !sock_wanted(sk)) return;
-    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 1, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
+    struct sock_state *r = sock_state_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 1, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
     if (!r) return;
     __u32 zero = 0;
     struct udp_positions *c = bpf_map_lookup_elem(&udp_positions_scratch, &zero);
@@ -217,10 +223,11 @@ static __always_inline void rx_queued_udp(const struct sock *sk, __u64 now)
     /* Another CPU woke the reader for the same datagrams: it positions them. */
     if (__sync_val_compare_and_swap(&r->last_skb, last, (__u64)tail) != last) return;
     c->n = n;
-    c->base = __sync_fetch_and_add(&r->pushed, n);
+    c->base = __sync_fetch_and_add(&r->head, n);
     c->owner = r->owner;
     c->now = now;
     c->tail_ts = 0;
+    c->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
     int unused = 0;
     bpf_loop(n, position_datagram, &unused, 0);
     r->last_ts = c->tail_ts;
@@ -247,27 +254,42 @@ static __always_inline void rx_read_sample(__u8 proto, __u8 family, __u32 netns,
     count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_SOCKET));
 }
 
+/* socket stage, TCP: the reader has passed (copied_seq) the end of each pending segment taken. */
+static long read_segment(__u32 i, void *ctx)
+{
+    struct pending_walk *w = ctx;
+    if (w->k.pos == w->head) return 1;
+    struct pending *p = bpf_map_lookup_elem(&pending, &w->k);
+    if (p) {
+        if (!seq_before_eq(p->end, w->seq)) return 1;
+        struct pending d = *p;
+        if (pending_take(&w->k))
+            rx_read_sample(NETLAT_PROTO_TCP, d.family, d.netns, d.t0, d.t1, d.t2, w->now);
+    }
+    w->k.pos++;
+    return 0;
+}
+
 /* socket stage, UDP: a read took one datagram (possibly empty); the datagrams still queued tell
  * which (rx_dgram). */
 static __always_inline void rx_socket_udp(const struct sock *sk)
 {
-    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 0, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
+    struct sock_state *r = sock_state_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 0, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
     if (!r) {
         if (sock_wanted(sk)) count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET, NETLAT_UNMATCHED_NO_START);
         return;
     }
     __u32 queued = BPF_CORE_READ(sk, sk_receive_queue.qlen) +
                    BPF_CORE_READ((const struct udp_sock *)sk, reader_queue.qlen);
-    struct dgram_key k = {.owner = r->owner, .pos = r->pushed - queued - 1};
-    struct dgram *p = bpf_map_lookup_elem(&rx_dgram, &k);
+    struct pending_key k = {.owner = r->owner, .pos = r->head - queued - 1, .kind = PENDING_RX_DGRAM};
+    struct pending *p = bpf_map_lookup_elem(&pending, &k);
     if (!p) {
         /* Queued before netlatd started, untracked, or not positioned yet. */
         count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET, NETLAT_UNMATCHED_NO_START);
         return;
     }
-    struct dgram d = *p;
-    if (bpf_map_delete_elem(&rx_dgram, &k)) return; /* a concurrent read on the socket took it */
-    count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_DGRAM));
+    struct pending d = *p;
+    if (!pending_take(&k)) return; /* a concurrent read on the socket took it */
     __u64 now = bpf_ktime_get_ns();
     if (now - d.t0 > cfg_stale_ns)
         count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET, NETLAT_UNMATCHED_STALE);
@@ -287,18 +309,14 @@ static __always_inline void rx_socket(const struct sock *sk, int ret, int flags)
         return;
     }
     if (!ret) return;
-    struct ring *r = ring_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 0, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
+    struct sock_state *r = sock_state_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 0, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
     if (!r) return;
-    __u64 now = bpf_ktime_get_ns();
-    __u32 copied = BPF_CORE_READ((const struct tcp_sock *)sk, copied_seq);
-    for (int i = 0; i < RING_SLOTS; i++) {
-        struct ring_slot *s = &r->slot[i];
-        __u64 tag = s->tag;
-        if (!tag || !seq_before_eq(tag >> 32, copied)) continue;
-        __u64 t0 = s->t0, t1 = s->t1, t2 = s->t2;
-        if (ring_claim(s, tag))
-            rx_read_sample(NETLAT_PROTO_TCP, (tag >> 1) & 1, r->netns, t0, t1, t2, now);
-    }
+    struct pending_walk w = {.k = {.owner = r->owner, .pos = r->tail, .kind = PENDING_RX_SEGMENT},
+                             .head = r->head,
+                             .seq = BPF_CORE_READ((const struct tcp_sock *)sk, copied_seq),
+                             .now = bpf_ktime_get_ns()};
+    bpf_loop(PENDING_WALK_MAX, read_segment, &w, 0);
+    r->tail = w.k.pos;
 }
 
 

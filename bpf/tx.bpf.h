@@ -98,7 +98,9 @@ static __always_inline void tx_transport_tcp(const struct sock *sk, const struct
             count_unmatched(NETLAT_SEG_TX_SOCKET_TO_TRANSPORT, NETLAT_UNMATCHED_NO_START);
         return;
     }
-    if (t->msg == (__u64)msg) return; /* a later pass of the same call */
+    /* A later pass of the same call, except under sendmmsg, which passes one msghdr (at the same
+     * address) per message: there every pass is a message. */
+    if (t->msg == (__u64)msg && t->syscall != cfg_send_syscalls[NETLAT_SYSCALL_SENDMMSG]) return;
     __u64 now = bpf_ktime_get_ns();
     t->msg = (__u64)msg;
     t->ts_transport = now;
@@ -108,12 +110,13 @@ static __always_inline void tx_transport_tcp(const struct sock *sk, const struct
     __u32 write_seq = BPF_CORE_READ(tp, write_seq);
     __u64 left = BPF_CORE_READ(msg, msg_iter.count);
     if (!left) return;
-    struct ring *r = ring_get(&tx_ring, NETLAT_MAP_TX_RING, sk, 1, NETLAT_SEG_TX_TRANSPORT_TO_NETWORK);
+    struct sock_state *r =
+        sock_state_get(&tx_ring, NETLAT_MAP_TX_RING, sk, 1, NETLAT_SEG_TX_TRANSPORT_TO_NETWORK);
     if (!r) return;
     __u8 proto, family;
     if (sock_kind(sk, &proto, &family)) return;
-    ring_push_seq(r, ring_tag(write_seq + (__u32)left, family), t->ts_socket, now,
-                  NETLAT_SEG_TX_TRANSPORT_TO_NETWORK);
+    struct pending p = {.t0 = t->ts_socket, .t1 = now, .end = write_seq + (__u32)left, .family = family};
+    pending_push(r, PENDING_TX_CALL, &p);
 }
 
 /* transport stage, UDP (kprobe and fentry modes: 6.18 has no UDP send tracepoint). */
@@ -143,6 +146,34 @@ static __always_inline void tx_call_joined(struct skb_entry *e, __u64 t_socket, 
 }
 
 
+/* The walk of a TCP packet over its socket's pending calls: those whose last byte it carries. */
+struct tx_walk {
+    struct pending_walk w;
+    struct skb_entry e;
+    int stage;
+    __u32 start; /* the packet's first sequence */
+};
+
+static long tx_join_call(__u32 i, void *ctx)
+{
+    struct tx_walk *c = ctx;
+    if (c->w.k.pos == c->w.head) return 1;
+    struct pending *p = bpf_map_lookup_elem(&pending, &c->w.k);
+    if (p) {
+        if (!seq_before_eq(p->end, c->w.seq)) return 1; /* ends in a later packet */
+        __u64 t0 = p->t0, t1 = p->t1;
+        __u32 end = p->end;
+        if (pending_take(&c->w.k)) {
+            if (seq_before_eq(end, c->start)) /* its packet went by unjoined */
+                count_unmatched(NETLAT_SEG_TX_TOTAL, NETLAT_UNMATCHED_COALESCED);
+            else
+                tx_call_joined(&c->e, t0, t1, c->stage, c->w.now);
+        }
+    }
+    c->w.k.pos++;
+    return 0;
+}
+
 /* The join of calls to the skb that carries them, at the network stage, or at the device stage
  * when the network stage did not run for this skb (no netfilter hook in its namespace yet, or none
  * on this kernel): then the segment ending at the device stage spans the gap. */
@@ -164,7 +195,7 @@ static __always_inline void tx_join(const struct sk_buff *skb, int stage, __u64 
     if (p.proto == NETLAT_PROTO_TCP && !p.payload) return; /* pure ACK, SYN, FIN: no data to time */
 
     struct skb_entry e = {.ts_prev = now, .netns = netns, .proto = p.proto, .family = p.family,
-                          .prev_stage = stage};
+                          .prev_stage = stage, .sk = (__u64)sk};
 
     if (p.proto == NETLAT_PROTO_TCP) {
         const struct tcp_sock *tp = (const struct tcp_sock *)sk;
@@ -174,19 +205,15 @@ static __always_inline void tx_join(const struct sk_buff *skb, int stage, __u64 
             upsert(&tx_skb, NETLAT_MAP_TX_SKB, (__u64)skb, &e);
             return;
         }
-        struct ring *r = ring_get(&tx_ring, NETLAT_MAP_TX_RING, sk, 0, NETLAT_SEG_TX_TRANSPORT_TO_NETWORK);
+        struct sock_state *r =
+            sock_state_get(&tx_ring, NETLAT_MAP_TX_RING, sk, 0, NETLAT_SEG_TX_TRANSPORT_TO_NETWORK);
         if (r) {
-            __u32 end = p.seq + p.payload;
-            for (int i = 0; i < RING_SLOTS; i++) {
-                struct ring_slot *s = &r->slot[i];
-                __u64 tag = s->tag;
-                if (!tag) continue;
-                __u32 call_end = tag >> 32;
-                if (seq_before_eq(call_end, p.seq) || !seq_before_eq(call_end, end)) continue;
-                __u64 t0 = s->t0, t1 = s->t1;
-                if (!ring_claim(s, tag)) continue;
-                tx_call_joined(&e, t0, t1, stage, now);
-            }
+            struct tx_walk c = {.w = {.k = {.owner = r->owner, .pos = r->tail, .kind = PENDING_TX_CALL},
+                                      .head = r->head, .seq = p.seq + p.payload, .now = now},
+                                .e = e, .stage = stage, .start = p.seq};
+            bpf_loop(PENDING_WALK_MAX, tx_join_call, &c, 0);
+            r->tail = c.w.k.pos;
+            e = c.e;
         }
         if (!e.n_calls) {
             /* Data whose call was not seen, or the middle of a call that spans segments. */

@@ -265,6 +265,7 @@ void Probes::configure(const Config& config) {
         std::strncpy(const_cast<char*>(ro->cfg_ifaces[i]), f.interfaces[i].c_str(),
                      NETLAT_IFNAMSIZ - 1);
     const long send_syscalls[] = {SYS_sendto, SYS_sendmsg, SYS_sendmmsg, SYS_write, SYS_writev};
+    static_assert(NETLAT_SYSCALL_SENDMMSG == 2);  // send_syscalls[2]
     static_assert(std::size(send_syscalls) == NETLAT_SEND_SYSCALLS);
     for (size_t i = 0; i < std::size(send_syscalls); i++) ro->cfg_send_syscalls[i] = send_syscalls[i];
     ro->cfg_n_netns = static_cast<__u32>(f.netns.size());
@@ -278,7 +279,7 @@ void Probes::configure(const Config& config) {
     };
     size(skel_->maps.tx_skb, config.maps.skb_entries);
     size(skel_->maps.rx_skb, config.maps.skb_entries);
-    size(skel_->maps.rx_dgram, config.maps.skb_entries);
+    size(skel_->maps.pending, config.maps.skb_entries);
     size(skel_->maps.tx_thread, config.maps.thread_entries);
     size(skel_->maps.tx_ring, config.maps.socket_entries);
     size(skel_->maps.rx_ring, config.maps.socket_entries);
@@ -470,7 +471,7 @@ MapFds Probes::map_fds() const {
     fds.entries[NETLAT_MAP_TX_RING] = bpf_map__fd(skel_->maps.tx_ring);
     fds.entries[NETLAT_MAP_RX_SKB] = bpf_map__fd(skel_->maps.rx_skb);
     fds.entries[NETLAT_MAP_RX_RING] = bpf_map__fd(skel_->maps.rx_ring);
-    fds.entries[NETLAT_MAP_RX_DGRAM] = bpf_map__fd(skel_->maps.rx_dgram);
+    fds.entries[NETLAT_MAP_PENDING] = bpf_map__fd(skel_->maps.pending);
     fds.entries[NETLAT_MAP_HIST] = bpf_map__fd(skel_->maps.hist);
     return fds;
 }
