@@ -137,7 +137,7 @@ static __always_inline void rx_queued_tcp(const struct sock *sk, __u64 now)
                              .head = r->head,
                              .seq = BPF_CORE_READ((const struct tcp_sock *)sk, rcv_nxt),
                              .now = now};
-    bpf_loop(PENDING_WALK_MAX, queue_segment, &w, 0);
+    loop(PENDING_WALK_MAX, queue_segment, &w);
     r->queued = w.k.pos;
 }
 
@@ -229,7 +229,7 @@ static __always_inline void rx_queued_udp(const struct sock *sk, __u64 now)
     c->tail_ts = 0;
     c->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
     int unused = 0;
-    bpf_loop(n, position_datagram, &unused, 0);
+    loop(n, position_datagram, &unused);
     r->last_ts = c->tail_ts;
 }
 
@@ -315,7 +315,7 @@ static __always_inline void rx_socket(const struct sock *sk, int ret, int flags)
                              .head = r->head,
                              .seq = BPF_CORE_READ((const struct tcp_sock *)sk, copied_seq),
                              .now = bpf_ktime_get_ns()};
-    bpf_loop(PENDING_WALK_MAX, read_segment, &w, 0);
+    loop(PENDING_WALK_MAX, read_segment, &w);
     r->tail = w.k.pos;
 }
 
