@@ -216,9 +216,9 @@ TEST(Exposure, ClientCertificatesWhenRequired) {
 void expect_refused(const std::string& web, const std::string& line,
                     const std::vector<std::string>& runner = {}) {
     std::vector<std::string> argv = runner;
-    for (std::string arg : {netlatd_path(), std::string("--listen"),
-                            "127.0.0.1:" + std::to_string(free_tcp_port()), "--web.config.file",
-                            web})
+    for (const std::string& arg :
+         {netlatd_path(), std::string("--listen"), "127.0.0.1:" + std::to_string(free_tcp_port()),
+          std::string("--web.config.file"), web})
         argv.push_back(arg);
     const CommandResult result = run_command(argv);
     EXPECT_EQ(result.exit_code, 2) << result.err;
