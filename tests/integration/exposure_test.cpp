@@ -2,8 +2,11 @@
 // with curl against certificates made by openssl at test time and bcrypt hashes made by htpasswd.
 // Bad web configs and certificates must stop netlatd at start with one line, exit code 2, before
 // any hook is attached.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -208,6 +211,84 @@ TEST(Exposure, ClientCertificatesWhenRequired) {
     const Curl without = curl({"--cacert", certs.path("ca.crt"), url});
     EXPECT_NE(without.exit_code, 0);
     EXPECT_EQ(without.status, 0);
+    EXPECT_EQ(daemon.stop(), 0);
+}
+
+// A background process (stdout and stderr to `log`), stopped with SIGTERM at the end of the scope.
+class Process {
+public:
+    Process(const std::vector<std::string>& argv, const std::string& log) {
+        pid_ = fork();
+        if (pid_ == 0) {
+            const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            dup2(fd, 1);
+            dup2(fd, 2);
+            std::vector<char*> args;
+            for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+            args.push_back(nullptr);
+            execvp(args[0], args.data());
+            _exit(127);
+        }
+    }
+    ~Process() {
+        kill(pid_, SIGTERM);
+        waitpid(pid_, nullptr, 0);
+    }
+    Process(const Process&) = delete;
+    Process& operator=(const Process&) = delete;
+
+private:
+    pid_t pid_ = -1;
+};
+
+// A real Prometheus (Debian's) scrapes netlatd over https with basic auth, with the scrape config
+// of docs/OPERATIONS.md; a second job with a wrong password must see the target down.
+TEST(Exposure, PrometheusScrapesWithTlsAndBasicAuth) {
+    Certificates certs;
+    const std::string user = htpasswd("prometheus", "scrape-secret");
+    const std::string web =
+        write_web_config(certs, "web.yml",
+                         tls_section(certs) + "basic_auth_users:\n  prometheus: " +
+                             user.substr(user.find(':') + 1) + "\n");
+    Daemon daemon("", {"--web.config.file", web}, {}, https_health(certs));
+    ASSERT_TRUE(daemon.running()) << daemon.log();
+    std::ofstream(certs.path("password")) << "scrape-secret";
+    std::ofstream(certs.path("wrong-password")) << "guess";
+    const auto job = [&](const std::string& name, const std::string& password_file) {
+        return "  - job_name: " + name + "\n    scheme: https\n    tls_config:\n      ca_file: " +
+               certs.path("ca.crt") +
+               "\n    basic_auth:\n      username: prometheus\n      password_file: " +
+               certs.path(password_file) + "\n    static_configs:\n      - targets: [\"127.0.0.1:" +
+               std::to_string(daemon.port()) + "\"]\n";
+    };
+    std::ofstream(certs.path("prometheus.yml"))
+        << "global:\n  scrape_interval: 1s\nscrape_configs:\n"
+        << job("netlatd", "password") << job("netlatd-wrong-password", "wrong-password");
+    const int prometheus_port = free_tcp_port();
+    const std::string api = "http://127.0.0.1:" + std::to_string(prometheus_port);
+    Process prometheus({"prometheus", "--config.file=" + certs.path("prometheus.yml"),
+                        "--storage.tsdb.path=" + certs.path("tsdb"),
+                        "--web.listen-address=127.0.0.1:" + std::to_string(prometheus_port)},
+                       certs.path("prometheus.log"));
+    // up{job} as Prometheus reports it: "1", "0", or "" while it has no sample yet.
+    const auto up = [&](const std::string& job_name) -> std::string {
+        const CommandResult result =
+            run_command({"curl", "-s", "-G", api + "/api/v1/query", "--data-urlencode",
+                         "query=up{job=\"" + job_name + "\"}"});
+        const size_t value = result.out.rfind("\"value\":[");
+        if (value == std::string::npos) return "";
+        const size_t end = result.out.find("\"]", value);
+        const size_t start = result.out.rfind('"', end - 1);
+        return result.out.substr(start + 1, end - start - 1);
+    };
+    std::string good, bad;
+    for (int i = 0; i < 300 && (good != "1" || bad.empty()); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        good = up("netlatd");
+        bad = up("netlatd-wrong-password");
+    }
+    EXPECT_EQ(good, "1") << run_command({"tail", "-5", certs.path("prometheus.log")}).out;
+    EXPECT_EQ(bad, "0");
     EXPECT_EQ(daemon.stop(), 0);
 }
 

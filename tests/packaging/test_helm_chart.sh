@@ -142,7 +142,7 @@ if any(m.startswith(('/sys/kernel/tracing', '/sys/kernel/debug')) for m in mount
     problems.append('netlatd needs no tracefs or debugfs: do not mount them')
 if not all(m.get('readOnly') for m in c['volumeMounts']):
     problems.append('every mount must be read-only')
-for probe, path in (('livenessProbe', '/metrics'), ('readinessProbe', '/healthz')):
+for probe, path in (('livenessProbe', '/healthz'), ('readinessProbe', '/healthz')):
     if c.get(probe, {}).get('httpGet', {}).get('path') != path:
         problems.append(f'{probe} must GET {path}')
 for k in ('requests', 'limits'):
