@@ -6,7 +6,18 @@
 namespace netlatd {
 namespace {
 
-enum class Option { Config, Listen, WebConfig, ProbeMode, CheckConfig, Once, Duration, Json, Version, Help };
+enum class Option {
+    Config,
+    Listen,
+    WebConfig,
+    ProbeMode,
+    CheckConfig,
+    Once,
+    Duration,
+    Json,
+    Version,
+    Help
+};
 
 struct OptionSpec {
     std::string_view name;

@@ -58,7 +58,8 @@ std::string lowercase(std::string_view text) {
 }
 
 // Calls read(key, value) for each entry of the mapping `section` (nothing = no entries), after
-// refusing non-mappings, duplicate keys, unsupported and unknown keys (when `allowed` is not empty).
+// refusing non-mappings, duplicate keys, unsupported and unknown keys (when `allowed` is not
+// empty).
 void for_each_entry(const Value& section, const std::vector<std::string_view>& allowed,
                     const std::function<void(const std::string&, const Value&)>& read) {
     const YAML::Node& node = section.node();
@@ -87,7 +88,8 @@ void for_each_entry(const Value& section, const std::vector<std::string_view>& a
 }
 
 template <typename Enum, size_t N>
-Enum read_choice(const Value& value, const std::array<std::pair<Enum, std::string_view>, N>& table) {
+Enum read_choice(const Value& value,
+                 const std::array<std::pair<Enum, std::string_view>, N>& table) {
     const std::string text = value.choice(std::views::values(table));
     for (const auto& [item, name] : table) {
         if (name == text) return item;
@@ -122,17 +124,19 @@ TlsServerConfig read_tls(const Value& section) {
                            }
                            client_auth = read_choice(value, kClientAuthTypes);
                        }
-                       if (name == "min_version") tls.min_version = read_choice(value, kTlsVersions);
-                       if (name == "max_version") tls.max_version = read_choice(value, kTlsVersions);
+                       if (name == "min_version")
+                           tls.min_version = read_choice(value, kTlsVersions);
+                       if (name == "max_version")
+                           tls.max_version = read_choice(value, kTlsVersions);
                    });
     const std::string prefix = section.prefix() + section.key() + ": ";
     if (tls.cert_file.empty() || tls.key_file.empty()) {
         throw ConfigError(prefix + "needs both cert_file and key_file");
     }
     // As the exporter-toolkit: a client CA alone means client certificates are required.
-    tls.client_auth = client_auth.value_or(tls.client_ca_file.empty()
-                                               ? ClientAuth::NoClientCert
-                                               : ClientAuth::RequireAndVerifyClientCert);
+    tls.client_auth =
+        client_auth.value_or(tls.client_ca_file.empty() ? ClientAuth::NoClientCert
+                                                        : ClientAuth::RequireAndVerifyClientCert);
     if (tls.client_auth != ClientAuth::NoClientCert && tls.client_ca_file.empty()) {
         throw ConfigError(prefix + "client_auth_type " + std::string(to_string(tls.client_auth)) +
                           " needs client_ca_file");
@@ -182,9 +186,10 @@ void read_users(const Value& section, WebConfig& web) {
         }
         const std::string hash = value.scalar("a bcrypt hash");
         if (!is_bcrypt_hash(hash)) {
-            value.fail("is not a bcrypt hash ($2y$, $2b$ or $2a$, cost 04..31, 60 characters; "
-                       "make one with htpasswd -nBC 10 " +
-                       user + ")");
+            value.fail(
+                "is not a bcrypt hash ($2y$, $2b$ or $2a$, cost 04..31, 60 characters; "
+                "make one with htpasswd -nBC 10 " +
+                user + ")");
         }
         web.basic_auth_users[user] = hash;
     });

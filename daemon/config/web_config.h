@@ -1,6 +1,6 @@
 // The web config (--web.config.file): TLS and basic auth of netlatd's HTTP port, in the format of
-// the Prometheus exporter-toolkit (https://github.com/prometheus/exporter-toolkit, docs/web-configuration.md),
-// so one file serves netlatd and the Prometheus exporters next to it:
+// the Prometheus exporter-toolkit (https://github.com/prometheus/exporter-toolkit,
+// docs/web-configuration.md), so one file serves netlatd and the Prometheus exporters next to it:
 //
 //   tls_server_config:
 //     cert_file: server.crt            # PEM; the chain may follow the server certificate
@@ -46,8 +46,8 @@ struct TlsServerConfig {
 };
 
 struct WebConfig {
-    std::string source;  // the file, for messages ("web config SOURCE: ...")
-    std::optional<TlsServerConfig> tls;                 // none: plain HTTP
+    std::string source;                  // the file, for messages ("web config SOURCE: ...")
+    std::optional<TlsServerConfig> tls;  // none: plain HTTP
     std::map<std::string, std::string> basic_auth_users;  // user -> bcrypt hash; empty: no auth
     std::vector<std::pair<std::string, std::string>> headers;  // http_server_config.headers
     bool operator==(const WebConfig&) const = default;

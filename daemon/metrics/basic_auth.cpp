@@ -42,8 +42,7 @@ std::optional<std::string> base64_decode(std::string_view text) {
                 return std::nullopt;
             }
         }
-        const unsigned bits =
-            (values[0] << 18) | (values[1] << 12) | (values[2] << 6) | values[3];
+        const unsigned bits = (values[0] << 18) | (values[1] << 12) | (values[2] << 6) | values[3];
         out += static_cast<char>(bits >> 16);
         if (padding < 2) out += static_cast<char>((bits >> 8) & 0xff);
         if (padding < 1) out += static_cast<char>(bits & 0xff);
@@ -99,12 +98,11 @@ bool BasicAuth::verify(const Credentials& credentials) const {
     const std::string& hash = user != users_.end() ? user->second : std::string(kUnknownUserHash);
     // crypt_data is about 32 KB: on the heap, not on a civetweb thread's stack.
     auto data = std::make_unique<crypt_data>();
-    const char* computed = crypt_rn(credentials.password.c_str(), hash.c_str(), data.get(),
-                                    sizeof(crypt_data));
+    const char* computed =
+        crypt_rn(credentials.password.c_str(), hash.c_str(), data.get(), sizeof(crypt_data));
     const bool matches = computed != nullptr && equal_constant_time(computed, hash);
     // crypt reads the password up to a NUL: "secret\0anything" must not pass for "secret".
-    return matches && user != users_.end() &&
-           credentials.password.find('\0') == std::string::npos;
+    return matches && user != users_.end() && credentials.password.find('\0') == std::string::npos;
 }
 
 }  // namespace netlatd

@@ -33,12 +33,12 @@ namespace {
 // again after each answer; connections beyond the workers wait in the queue, then in the backlog.
 // No linger option: close() never blocks a worker on a client that does not read.
 const std::vector<std::string> kServerLimits = {
-    "num_threads",        "256",   // workers: concurrent requests (and slow clients) served
-    "request_timeout_ms", "3000",  // whole request head, and each write, within 3 s
-    "enable_keep_alive",  "no",    // one request per connection (Prometheus reconnects)
-    "max_request_size",   "16384", // request line + headers; larger heads get 400
-    "connection_queue",   "256",   // accepted connections waiting for a worker
-    "listen_backlog",     "1024",  // connections waiting to be accepted
+    "num_threads",        "256",    // workers: concurrent requests (and slow clients) served
+    "request_timeout_ms", "3000",   // whole request head, and each write, within 3 s
+    "enable_keep_alive",  "no",     // one request per connection (Prometheus reconnects)
+    "max_request_size",   "16384",  // request line + headers; larger heads get 400
+    "connection_queue",   "256",    // accepted connections waiting for a worker
+    "listen_backlog",     "1024",   // connections waiting to be accepted
 };
 
 [[noreturn]] void fail(const std::string& listen, const std::string& reason) {

@@ -2,12 +2,12 @@
 
 #include <civetweb.h>
 #include <dlfcn.h>
-#include <unistd.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>

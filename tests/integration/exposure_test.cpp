@@ -27,8 +27,8 @@ struct Curl {
 };
 
 Curl curl(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {"curl", "-sS", "--max-time", "10", "-D", "-",
-                                     "-w",   "\n%{http_code}"};
+    std::vector<std::string> argv = {"curl", "-sS", "--max-time", "10",
+                                     "-D",   "-",   "-w",         "\n%{http_code}"};
     argv.insert(argv.end(), args.begin(), args.end());
     const CommandResult result = run_command(argv);
     Curl answer;
@@ -51,7 +51,7 @@ void run_or_fail(const std::vector<std::string>& argv) {
 // A temporary directory with a CA, a server certificate for 127.0.0.1 signed by it, a client
 // certificate, and certificates that must be refused; removed at the end.
 class Certificates {
-public:
+  public:
     Certificates() {
         char tmpl[] = "/tmp/netlatd-tls-XXXXXX";
         dir_ = mkdtemp(tmpl);
@@ -79,8 +79,8 @@ public:
             << "\nnew_certs_dir = " << path("db") << "\nserial = " << path("db/serial")
             << "\ndefault_md = sha256\npolicy = any\nunique_subject = no\n"
                "[any]\ncommonName = supplied\n";
-        run_or_fail({"openssl", "req", "-new", "-key", path("server.key"), "-subj",
-                     "/CN=127.0.0.1", "-out", path("server.csr")});
+        run_or_fail({"openssl", "req", "-new", "-key", path("server.key"), "-subj", "/CN=127.0.0.1",
+                     "-out", path("server.csr")});
         dated("20200101000000Z", "20200102000000Z", "expired.crt");
         dated("20990101000000Z", "20990102000000Z", "future.crt");
     }
@@ -89,7 +89,7 @@ public:
     std::string path(const std::string& name) const { return dir_ + "/" + name; }
     const std::string& dir() const { return dir_; }
 
-private:
+  private:
     void sign(const std::string& key, const std::string& subject, const std::string& ext,
               const std::string& out) {
         run_or_fail({"openssl", "req", "-new", "-key", path(key), "-subj", subject, "-out",
@@ -131,8 +131,8 @@ std::string tls_section(const Certificates& certs, const std::string& cert = "se
 HealthProbe https_health(const Certificates& certs) {
     return [ca = certs.path("ca.crt")](int port) -> std::optional<HttpAnswer> {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        const Curl answer = curl({"--cacert", ca, "https://127.0.0.1:" + std::to_string(port) +
-                                                      "/healthz"});
+        const Curl answer =
+            curl({"--cacert", ca, "https://127.0.0.1:" + std::to_string(port) + "/healthz"});
         if (answer.exit_code != 0) return std::nullopt;
         return HttpAnswer{answer.status, answer.body};
     };
@@ -141,11 +141,12 @@ HealthProbe https_health(const Certificates& certs) {
 TEST(Exposure, TlsAndBasicAuthGuardEveryPathButHealthz) {
     Certificates certs;
     const std::string user = htpasswd("prometheus", "scrape-secret");
-    const std::string web = write_web_config(
-        certs, "web.yml",
-        tls_section(certs) + "http_server_config:\n  headers:\n    X-Frame-Options: deny\n"
+    const std::string web =
+        write_web_config(certs, "web.yml",
+                         tls_section(certs) +
+                             "http_server_config:\n  headers:\n    X-Frame-Options: deny\n"
                              "basic_auth_users:\n  prometheus: " +
-            user.substr(user.find(':') + 1) + "\n");
+                             user.substr(user.find(':') + 1) + "\n");
     Daemon daemon("", {"--web.config.file", web}, {}, https_health(certs));
     ASSERT_TRUE(daemon.running()) << daemon.log();
     const std::string base = "https://127.0.0.1:" + std::to_string(daemon.port());
@@ -162,8 +163,7 @@ TEST(Exposure, TlsAndBasicAuthGuardEveryPathButHealthz) {
         EXPECT_NE(ok.headers.find("X-Frame-Options: deny"), std::string::npos) << ok.headers;
         const Curl none = get(path, {});
         EXPECT_EQ(none.status, 401) << path;
-        EXPECT_NE(none.headers.find("WWW-Authenticate: Basic realm=\"netlatd\""),
-                  std::string::npos)
+        EXPECT_NE(none.headers.find("WWW-Authenticate: Basic realm=\"netlatd\""), std::string::npos)
             << none.headers;
         EXPECT_EQ(get(path, {"-u", "prometheus:wrong"}).status, 401) << path;
         EXPECT_EQ(get(path, {"-u", "mallory:scrape-secret"}).status, 401) << path;
@@ -185,23 +185,20 @@ TEST(Exposure, TlsAndBasicAuthGuardEveryPathButHealthz) {
 
 TEST(Exposure, ClientCertificatesWhenRequired) {
     Certificates certs;
-    const std::string web =
-        write_web_config(certs, "web.yml",
-                         tls_section(certs) + "  client_ca_file: " + certs.path("ca.crt") + "\n");
+    const std::string web = write_web_config(
+        certs, "web.yml", tls_section(certs) + "  client_ca_file: " + certs.path("ca.crt") + "\n");
     const std::vector<std::string> client = {"--cert", certs.path("client.crt"), "--key",
                                              certs.path("client.key")};
-    Daemon daemon("", {"--web.config.file", web}, {},
-                  [&](int port) -> std::optional<HttpAnswer> {
-                      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-                      std::vector<std::string> args = client;
-                      for (std::string arg : {std::string("--cacert"), certs.path("ca.crt"),
-                                              "https://127.0.0.1:" + std::to_string(port) +
-                                                  "/healthz"})
-                          args.push_back(arg);
-                      const Curl answer = curl(args);
-                      if (answer.exit_code != 0) return std::nullopt;
-                      return HttpAnswer{answer.status, answer.body};
-                  });
+    Daemon daemon("", {"--web.config.file", web}, {}, [&](int port) -> std::optional<HttpAnswer> {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        std::vector<std::string> args = client;
+        for (std::string arg : {std::string("--cacert"), certs.path("ca.crt"),
+                                "https://127.0.0.1:" + std::to_string(port) + "/healthz"})
+            args.push_back(arg);
+        const Curl answer = curl(args);
+        if (answer.exit_code != 0) return std::nullopt;
+        return HttpAnswer{answer.status, answer.body};
+    });
     ASSERT_TRUE(daemon.running()) << daemon.log();
     const std::string url = "https://127.0.0.1:" + std::to_string(daemon.port()) + "/metrics";
     std::vector<std::string> with_cert = client;
@@ -216,7 +213,7 @@ TEST(Exposure, ClientCertificatesWhenRequired) {
 
 // A background process (stdout and stderr to `log`), stopped with SIGTERM at the end of the scope.
 class Process {
-public:
+  public:
     Process(const std::vector<std::string>& argv, const std::string& log) {
         pid_ = fork();
         if (pid_ == 0) {
@@ -237,7 +234,7 @@ public:
     Process(const Process&) = delete;
     Process& operator=(const Process&) = delete;
 
-private:
+  private:
     pid_t pid_ = -1;
 };
 
@@ -246,17 +243,17 @@ private:
 TEST(Exposure, PrometheusScrapesWithTlsAndBasicAuth) {
     Certificates certs;
     const std::string user = htpasswd("prometheus", "scrape-secret");
-    const std::string web =
-        write_web_config(certs, "web.yml",
-                         tls_section(certs) + "basic_auth_users:\n  prometheus: " +
-                             user.substr(user.find(':') + 1) + "\n");
+    const std::string web = write_web_config(
+        certs, "web.yml",
+        tls_section(certs) + "basic_auth_users:\n  prometheus: " + user.substr(user.find(':') + 1) +
+            "\n");
     Daemon daemon("", {"--web.config.file", web}, {}, https_health(certs));
     ASSERT_TRUE(daemon.running()) << daemon.log();
     std::ofstream(certs.path("password")) << "scrape-secret";
     std::ofstream(certs.path("wrong-password")) << "guess";
     const auto job = [&](const std::string& name, const std::string& password_file) {
-        return "  - job_name: " + name + "\n    scheme: https\n    tls_config:\n      ca_file: " +
-               certs.path("ca.crt") +
+        return "  - job_name: " + name +
+               "\n    scheme: https\n    tls_config:\n      ca_file: " + certs.path("ca.crt") +
                "\n    basic_auth:\n      username: prometheus\n      password_file: " +
                certs.path(password_file) + "\n    static_configs:\n      - targets: [\"127.0.0.1:" +
                std::to_string(daemon.port()) + "\"]\n";
@@ -332,17 +329,16 @@ TEST(Exposure, BadCertificatesAndConfigsStopTheStartWithOneLine) {
     refused("cleartext.yml", "basic_auth_users:\n  prometheus: scrape-secret\n",
             "basic_auth_users.prometheus: is not a bcrypt hash ($2y$, $2b$ or $2a$, cost "
             "04..31, 60 characters; make one with htpasswd -nBC 10 prometheus)");
-    expect_refused(certs.path("absent.yml"),
-                   "web config " + certs.path("absent.yml") +
-                       ": cannot read: No such file or directory");
+    expect_refused(certs.path("absent.yml"), "web config " + certs.path("absent.yml") +
+                                                 ": cannot read: No such file or directory");
 
     // A key the (unprivileged) reader may not read; --check-config needs no privileges.
     const std::string web = write_web_config(certs, "unreadable.yml", tls_section(certs));
     chmod(certs.path("server.key").c_str(), 0600);
     chmod(web.c_str(), 0644);
     const CommandResult check =
-        run_command({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                     netlatd_path(), "--check-config", "--web.config.file", web});
+        run_command({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", netlatd_path(),
+                     "--check-config", "--web.config.file", web});
     EXPECT_EQ(check.exit_code, 2) << check.err;
     EXPECT_EQ(check.err, "netlatd: web config " + web + ": tls_server_config.key_file: " +
                              certs.path("server.key") + ": cannot read: Permission denied\n");

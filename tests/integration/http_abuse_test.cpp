@@ -51,8 +51,8 @@ int exchange(int port, const std::string& request,
     const Clock::time_point deadline = Clock::now() + timeout;
     char buffer[65536];
     for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                               Clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
         pollfd p{fd, POLLIN, 0};
         if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) {
             close(fd);
@@ -102,16 +102,17 @@ TEST(HttpAbuse, GarbageAndHugeHeadsAreRefusedAndMetricsServes) {
         {"negative Content-Length",
          "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
          {0, 400, 411, 413}},
-        {"NUL in the path", std::string("GET /met\0rics HTTP/1.1\r\nHost: x\r\n\r\n", 36),
+        {"NUL in the path",
+         std::string("GET /met\0rics HTTP/1.1\r\nHost: x\r\n\r\n", 36),
          {0, 400, 404}},
         {"1 MB header value",
          "GET /metrics HTTP/1.1\r\nX-Big: " + std::string(1 << 20, 'a') + "\r\n\r\n",
          {0, 400, 413}},
         {"64 KB of headers", many_headers, {0, 400, 413}},
-        {"100 KB path", "GET /" + std::string(100 * 1024, 'p') + " HTTP/1.1\r\n\r\n",
+        {"100 KB path",
+         "GET /" + std::string(100 * 1024, 'p') + " HTTP/1.1\r\n\r\n",
          {0, 400, 413}},
-        {"POST /metrics", "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
-         {405}},
+        {"POST /metrics", "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", {405}},
     };
     for (const Case& c : cases) {
         const int status = exchange(port, c.request);
@@ -135,8 +136,8 @@ TEST(HttpAbuse, GarbageAndHugeHeadsAreRefusedAndMetricsServes) {
 // Slowloris: `connections` clients send a request head one byte every 200 ms and open a new
 // connection when the server drops theirs; meanwhile /metrics is scraped every 250 ms. Returns the
 // scrapes, and through `dropped` how many slow connections the server cut.
-std::vector<Scrape> scrape_under_slowloris(int port, int connections,
-                                           std::chrono::seconds duration, int& dropped) {
+std::vector<Scrape> scrape_under_slowloris(int port, int connections, std::chrono::seconds duration,
+                                           int& dropped) {
     std::atomic<bool> stop = false;
     std::atomic<int> cut = 0;
     std::thread attacker([&] {
@@ -151,9 +152,8 @@ std::vector<Scrape> scrape_under_slowloris(int port, int connections,
             std::this_thread::sleep_for(std::chrono::milliseconds(200));
             for (int& fd : fds) {
                 char probe;
-                const bool closed =
-                    fd < 0 || recv(fd, &probe, 1, MSG_DONTWAIT | MSG_PEEK) >= 0 ||
-                    send(fd, "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1;
+                const bool closed = fd < 0 || recv(fd, &probe, 1, MSG_DONTWAIT | MSG_PEEK) >= 0 ||
+                                    send(fd, "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1;
                 if (closed) {
                     if (fd >= 0) close(fd);
                     ++cut;
@@ -186,10 +186,12 @@ TEST(HttpAbuse, SlowClientsAndConcurrentScrapesLeaveMetricsServing) {
     const int port = daemon.port();
     // Fewer slow clients than civetweb's workers (256): scrapes are not slowed at all.
     int dropped = 0;
-    std::vector<Scrape> scrapes = scrape_under_slowloris(port, 200, std::chrono::seconds(8), dropped);
-    std::printf("slowloris 200 connections, 8 s: %zu scrapes, slowest %lld ms, %d slow "
-                "connections cut by the server\n",
-                scrapes.size(), static_cast<long long>(slowest(scrapes).count()), dropped);
+    std::vector<Scrape> scrapes =
+        scrape_under_slowloris(port, 200, std::chrono::seconds(8), dropped);
+    std::printf(
+        "slowloris 200 connections, 8 s: %zu scrapes, slowest %lld ms, %d slow "
+        "connections cut by the server\n",
+        scrapes.size(), static_cast<long long>(slowest(scrapes).count()), dropped);
     for (const Scrape& s : scrapes) EXPECT_EQ(s.status, 200);
     EXPECT_LT(slowest(scrapes), std::chrono::seconds(1));
     EXPECT_GT(dropped, 0) << "the request timeout (3 s) never cut a slow connection";
@@ -197,9 +199,10 @@ TEST(HttpAbuse, SlowClientsAndConcurrentScrapesLeaveMetricsServing) {
     // More slow clients than workers: a scrape waits for a worker, i.e. for the request timeout
     // (3 s) to cut slow clients, but is answered within Prometheus' default scrape timeout.
     scrapes = scrape_under_slowloris(port, 400, std::chrono::seconds(12), dropped);
-    std::printf("slowloris 400 connections, 12 s: %zu scrapes, slowest %lld ms, %d slow "
-                "connections cut by the server\n",
-                scrapes.size(), static_cast<long long>(slowest(scrapes).count()), dropped);
+    std::printf(
+        "slowloris 400 connections, 12 s: %zu scrapes, slowest %lld ms, %d slow "
+        "connections cut by the server\n",
+        scrapes.size(), static_cast<long long>(slowest(scrapes).count()), dropped);
     for (const Scrape& s : scrapes) EXPECT_EQ(s.status, 200);
     EXPECT_LT(slowest(scrapes), std::chrono::seconds(10));
     EXPECT_EQ(timed_scrape(port).status, 200) << "after the slow clients left";

@@ -17,7 +17,8 @@ namespace {
 
 // "s3cret", hashed by `htpasswd -nbB alice s3cret` (apache2-utils: $2y$, cost 5) and by
 // libxcrypt's crypt_gensalt("$2b$", 4) + crypt (the $2b$ prefix python3-bcrypt writes).
-constexpr const char* kHtpasswdHash = "$2y$05$mlsEkY7v38AsnSrtgDtK6Ord4jqISug2Rgu0PTCbwj6hCvKlSswaK";
+constexpr const char* kHtpasswdHash =
+    "$2y$05$mlsEkY7v38AsnSrtgDtK6Ord4jqISug2Rgu0PTCbwj6hCvKlSswaK";
 constexpr const char* kBcrypt2b = "$2b$04$78xl93VMWb13yN93A/2n9.z0QW3EWpaVs.gWlJEmykHvNSjc3qZum";
 
 std::string error_of(std::string_view yaml) {
@@ -58,7 +59,8 @@ http_server_config:
     X-Frame-Options: deny
     Content-Security-Policy: "default-src 'self'"
 basic_auth_users:
-  alice: )") + kHtpasswdHash + "\n  bob: " + kBcrypt2b + "\n",
+  alice: )") + kHtpasswdHash + "\n  bob: " + kBcrypt2b +
+                                               "\n",
                                            "web.yml");
     ASSERT_TRUE(web.tls);
     EXPECT_EQ(web.tls->cert_file, "server.crt");
@@ -83,10 +85,11 @@ TEST(WebConfig, AClientCaAloneRequiresVerifiedClientCertificates) {
 TEST(WebConfig, RefusesWhatItCannotEnforceWithOneLine) {
     EXPECT_WEB_ERROR("tls_server_config: {cert_file: a}",
                      "web config web.yml: tls_server_config: needs both cert_file and key_file");
-    EXPECT_WEB_ERROR("tls_server_config: {cert_file: a, key_file: b, client_auth_type: "
-                     "RequireAndVerifyClientCert}",
-                     "web config web.yml: tls_server_config: client_auth_type "
-                     "RequireAndVerifyClientCert needs client_ca_file");
+    EXPECT_WEB_ERROR(
+        "tls_server_config: {cert_file: a, key_file: b, client_auth_type: "
+        "RequireAndVerifyClientCert}",
+        "web config web.yml: tls_server_config: client_auth_type "
+        "RequireAndVerifyClientCert needs client_ca_file");
     EXPECT_WEB_ERROR(
         "tls_server_config: {cert_file: a, key_file: b, client_auth_type: RequireAnyClientCert}",
         "web config web.yml: tls_server_config.client_auth_type: 'RequireAnyClientCert' accepts "
@@ -122,10 +125,12 @@ TEST(WebConfig, RefusesWhatItCannotEnforceWithOneLine) {
     EXPECT_WEB_ERROR("tls_config: {}",
                      "web config web.yml: unknown key 'tls_config' (allowed: tls_server_config, "
                      "http_server_config, basic_auth_users)");
-    EXPECT_WEB_ERROR("- a", "web config web.yml: expected a mapping of tls_server_config, "
-                            "http_server_config, basic_auth_users, got a list");
-    EXPECT_WEB_ERROR("a: [", "web config web.yml: invalid YAML at line 1, column 1: end of "
-                             "sequence flow not found");
+    EXPECT_WEB_ERROR("- a",
+                     "web config web.yml: expected a mapping of tls_server_config, "
+                     "http_server_config, basic_auth_users, got a list");
+    EXPECT_WEB_ERROR("a: [",
+                     "web config web.yml: invalid YAML at line 1, column 1: end of "
+                     "sequence flow not found");
     EXPECT_WEB_ERROR("http_server_config: {}\nhttp_server_config: {}",
                      "web config web.yml: http_server_config: duplicate key");
 }
@@ -187,11 +192,11 @@ TEST(BasicAuth, ParsesTheAuthorizationHeader) {
 
 TEST(BasicAuth, VerifiesHtpasswdAndPythonBcryptHashes) {
     const BasicAuth auth({{"alice", kHtpasswdHash}, {"bob", kBcrypt2b}});
-    EXPECT_TRUE(auth.allows("Basic YWxpY2U6czNjcmV0"));  // alice:s3cret
-    EXPECT_TRUE(auth.allows("Basic YWxpY2U6czNjcmV0"));  // again, from the cache
-    EXPECT_TRUE(auth.allows("Basic Ym9iOnMzY3JldA=="));  // bob:s3cret
-    EXPECT_FALSE(auth.allows("Basic YWxpY2U6d3Jvbmc="));  // alice:wrong
-    EXPECT_FALSE(auth.allows("Basic YWxpY2U6d3Jvbmc="));  // again, from the cache
+    EXPECT_TRUE(auth.allows("Basic YWxpY2U6czNjcmV0"));       // alice:s3cret
+    EXPECT_TRUE(auth.allows("Basic YWxpY2U6czNjcmV0"));       // again, from the cache
+    EXPECT_TRUE(auth.allows("Basic Ym9iOnMzY3JldA=="));       // bob:s3cret
+    EXPECT_FALSE(auth.allows("Basic YWxpY2U6d3Jvbmc="));      // alice:wrong
+    EXPECT_FALSE(auth.allows("Basic YWxpY2U6d3Jvbmc="));      // again, from the cache
     EXPECT_FALSE(auth.allows("Basic bWFsbG9yeTpzM2NyZXQ="));  // mallory:s3cret (no such user)
     EXPECT_FALSE(auth.allows("Basic YWxpY2U6czNjcmV0AHg="));  // alice:s3cret\0x
     EXPECT_FALSE(auth.allows(nullptr));
