@@ -26,7 +26,7 @@ constexpr std::array<std::pair<TlsVersion, std::string_view>, 4> kTlsVersions{{
 
 // exporter-toolkit's keys that netlatd does not implement: refused with this reason, so that a
 // file written for another exporter never loses a protection silently.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 8> kUnsupported{{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 7> kUnsupported{{
     {"tls_server_config.cert", "inline certificates are not supported, use cert_file"},
     {"tls_server_config.key", "inline keys are not supported, use key_file"},
     {"tls_server_config.client_ca", "inline CAs are not supported, use client_ca_file"},
@@ -34,7 +34,6 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 8> kUnsuppor
     {"tls_server_config.curve_preferences", "is not supported (OpenSSL's default curves)"},
     {"tls_server_config.prefer_server_cipher_suites", "is not supported (always on)"},
     {"tls_server_config.client_allowed_sans", "is not supported"},
-    {"rate_limit", "is not supported"},
 }};
 
 // The headers http_server_config.headers may set (exporter-toolkit's list) and, where the value is
