@@ -6,7 +6,18 @@
 namespace netlatd {
 namespace {
 
-enum class Option { Config, Listen, ProbeMode, CheckConfig, Once, Duration, Json, Version, Help };
+enum class Option {
+    Config,
+    Listen,
+    WebConfig,
+    ProbeMode,
+    CheckConfig,
+    Once,
+    Duration,
+    Json,
+    Version,
+    Help
+};
 
 struct OptionSpec {
     std::string_view name;
@@ -17,6 +28,7 @@ struct OptionSpec {
 constexpr OptionSpec kOptions[] = {
     {"--config", Option::Config, true},
     {"--listen", Option::Listen, true},
+    {"--web.config.file", Option::WebConfig, true},
     {"--probe-mode", Option::ProbeMode, true},
     {"--check-config", Option::CheckConfig, false},
     {"--once", Option::Once, false},
@@ -79,6 +91,9 @@ CliOptions parse_cli(int argc, char** argv) {
             case Option::Listen:
                 options.listen = value;
                 break;
+            case Option::WebConfig:
+                options.web_config_path = value;
+                break;
             case Option::ProbeMode:
                 options.probe_mode = probe_mode_from_string(value);
                 if (!options.probe_mode) {
@@ -119,6 +134,9 @@ std::string usage() {
            "                       installed config: /etc/netlatd/netlatd.yaml)\n"
            "  --listen HOST:PORT   serve /metrics on HOST:PORT (overrides `listen`;\n"
            "                       HOST is IPv4, [IPv6] or a hostname; default 0.0.0.0:9810)\n"
+           "  --web.config.file FILE\n"
+           "                       TLS and basic auth of that port, in the Prometheus\n"
+           "                       exporter-toolkit's web config format (see docs/OPERATIONS.md)\n"
            "  --probe-mode MODE    one of " +
            probe_mode_choices() +
            " (overrides `probe_mode`)\n"

@@ -150,7 +150,10 @@ CommandResult run_command(const std::vector<std::string>& argv) {
 }
 
 Daemon::Daemon(const std::string& config_yaml, std::vector<std::string> extra_args,
-               std::vector<std::string> wrapper) {
+               std::vector<std::string> wrapper, HealthProbe health_probe) {
+    if (!health_probe) {
+        health_probe = [](int port) { return http_request("127.0.0.1", port, "/healthz"); };
+    }
     char tmpl[] = "/tmp/netlatd-test-XXXXXX";
     dir_ = mkdtemp(tmpl);
     port_ = free_tcp_port();
@@ -179,7 +182,7 @@ Daemon::Daemon(const std::string& config_yaml, std::vector<std::string> extra_ar
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (std::chrono::steady_clock::now() < deadline) {
         if (!running()) return;  // the test reads the exit status and log
-        if (auto health = http_request("127.0.0.1", port_, "/healthz")) {
+        if (auto health = health_probe(port_)) {
             std::string seen = std::to_string(health->status) + " " + health->body;
             while (!seen.empty() && seen.back() == '\n') seen.pop_back();
             if (startup_health_.empty() || startup_health_.back() != seen)

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -18,13 +19,21 @@ std::string netlatd_path();
 std::string netlat_load_path();
 std::string source_dir();
 
+struct HttpAnswer {
+    int status = 0;
+    std::string body;
+};
+// Asks /healthz of the port; nullopt for no answer. The default is plain HTTP (http_request).
+using HealthProbe = std::function<std::optional<HttpAnswer>(int port)>;
+
 // A netlatd child process. The constructor writes the config (if any) to a temporary file, starts
 // netlatd with --listen 127.0.0.1:<free port> (after `wrapper`, a command that execs its
-// arguments, if given), and waits until /healthz answers 200, i.e. netlatd is ready (or it exits).
+// arguments, if given), and waits until /healthz answers 200, i.e. netlatd is ready (or it exits),
+// asking with `health` if given (e.g. over TLS).
 class Daemon {
 public:
     explicit Daemon(const std::string& config_yaml = "", std::vector<std::string> extra_args = {},
-                    std::vector<std::string> wrapper = {});
+                    std::vector<std::string> wrapper = {}, HealthProbe health = {});
     ~Daemon();  // SIGKILL if still running
     Daemon(const Daemon&) = delete;
     Daemon& operator=(const Daemon&) = delete;
@@ -58,10 +67,6 @@ CommandResult run_command(const std::vector<std::string>& argv);
 
 // The body of a 200 answer; nullopt for any other status or no answer.
 std::optional<std::string> http_get(const std::string& host, int port, const std::string& path);
-struct HttpAnswer {
-    int status = 0;
-    std::string body;
-};
 std::optional<HttpAnswer> http_request(const std::string& host, int port, const std::string& path);
 int free_tcp_port();
 // A socket of `type` (SOCK_STREAM, SOCK_DGRAM) bound to 127.0.0.1 on a free port, listening if

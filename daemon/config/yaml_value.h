@@ -1,0 +1,79 @@
+// Reading YAML values for netlatd's configuration files (netlatd.yaml, the web config): one value
+// with its dotted key, read as a scalar, integer, duration, boolean, choice or list, every failure
+// one ConfigError line naming the file, the key, the bad value and what is allowed.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/config/config.h"
+
+namespace netlatd {
+
+inline constexpr std::string_view kDurationForms =
+    "e.g. 250ns, 10us, 1.5ms, 2s, 1m; a plain number is seconds";
+
+template <typename Names>
+std::string join(const Names& names) {
+    std::string out;
+    for (std::string_view name : names) {
+        if (!out.empty()) out += ", ";
+        out += name;
+    }
+    return out;
+}
+
+// A value from the user, quoted for a one-line message: control characters escaped, long text cut.
+std::string quote(std::string_view text);
+
+// The one YAML document of a file (Null when empty). Throws ConfigError(prefix + "invalid YAML at
+// line L, column C: ..." or "... has N YAML documents (allowed one)").
+YAML::Node load_yaml_document(std::string_view yaml_text, const std::string& prefix);
+
+// The whole file. Throws ConfigError(what + ": cannot read: " + strerror), e.g.
+// "config /etc/netlatd/netlatd.yaml: cannot read: No such file or directory".
+std::string read_text_file(const std::string& path, const std::string& what);
+
+// "nothing", "a single value", "a list", "a mapping": for "expected X, got Y" messages.
+std::string_view kind_of(const YAML::Node& node);
+
+// One value in the document with its dotted key; `prefix` ("config FILE: ") starts every error.
+class Value {
+  public:
+    Value(const YAML::Node& node, std::string key, const std::string& prefix)
+        : node_(node), key_(std::move(key)), prefix_(prefix) {}
+
+    [[noreturn]] void fail(const std::string& detail) const;
+
+    const YAML::Node& node() const { return node_; }
+    const std::string& key() const { return key_; }  // "" for the document itself
+    const std::string& prefix() const { return prefix_; }
+
+    std::string scalar(std::string_view expected) const;
+    int64_t integer(int64_t lo, int64_t hi) const;
+    double duration(double lo_seconds, double hi_seconds) const;
+    bool boolean() const;
+
+    template <typename Names>
+    std::string choice(const Names& names) const {
+        const std::string text = scalar("one of " + join(names));
+        for (std::string_view name : names) {
+            if (text == name) return text;
+        }
+        fail(quote(text) + " is not one of " + join(names));
+    }
+
+    // Items of a list (nothing = empty list), each keyed "key[i]".
+    std::vector<Value> list(size_t max_items) const;
+
+  private:
+    YAML::Node node_;
+    std::string key_;
+    const std::string& prefix_;
+};
+
+}  // namespace netlatd
