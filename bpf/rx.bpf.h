@@ -113,16 +113,14 @@ static __always_inline void rx_tcp_owned(const struct sock *sk, const struct sk_
 static long queue_segment(__u32 i, void *ctx)
 {
     struct pending_walk *w = ctx;
-    if (w->k.pos == w->head) return 1;
-    struct pending *p = bpf_map_lookup_elem(&pending, &w->k);
-    if (p) {
-        if (!seq_before_eq(p->end, w->seq)) return 1;
-        if (!p->t2) {
-            p->t2 = w->now;
-            record(NETLAT_SEG_RX_TRANSPORT_TO_QUEUED, NETLAT_PROTO_TCP, p->family, p->netns, w->now, p->t1);
-            record(NETLAT_SEG_RX_STACK, NETLAT_PROTO_TCP, p->family, p->netns, w->now, p->t0);
-            count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_QUEUED));
-        }
+    int stop;
+    struct pending *p = pending_next(w, &stop);
+    if (stop) return 1;
+    if (p && !p->t2) {
+        p->t2 = w->now;
+        record(NETLAT_SEG_RX_TRANSPORT_TO_QUEUED, NETLAT_PROTO_TCP, p->family, p->netns, w->now, p->t1);
+        record(NETLAT_SEG_RX_STACK, NETLAT_PROTO_TCP, p->family, p->netns, w->now, p->t0);
+        count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_QUEUED));
     }
     w->k.pos++;
     return 0;
@@ -258,10 +256,10 @@ static __always_inline void rx_read_sample(__u8 proto, __u8 family, __u32 netns,
 static long read_segment(__u32 i, void *ctx)
 {
     struct pending_walk *w = ctx;
-    if (w->k.pos == w->head) return 1;
-    struct pending *p = bpf_map_lookup_elem(&pending, &w->k);
+    int stop;
+    struct pending *p = pending_next(w, &stop);
+    if (stop) return 1;
     if (p) {
-        if (!seq_before_eq(p->end, w->seq)) return 1;
         struct pending d = *p;
         if (pending_take(&w->k))
             rx_read_sample(NETLAT_PROTO_TCP, d.family, d.netns, d.t0, d.t1, d.t2, w->now);

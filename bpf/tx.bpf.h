@@ -172,10 +172,10 @@ struct tx_walk {
 static long tx_join_call(__u32 i, void *ctx)
 {
     struct tx_walk *c = ctx;
-    if (c->w.k.pos == c->w.head) return 1;
-    struct pending *p = bpf_map_lookup_elem(&pending, &c->w.k);
+    int stop;
+    struct pending *p = pending_next(&c->w, &stop); /* stops at a call ending in a later packet */
+    if (stop) return 1;
     if (p) {
-        if (!seq_before_eq(p->end, c->w.seq)) return 1; /* ends in a later packet */
         __u64 t0 = p->t0, t1 = p->t1;
         __u32 end = p->end;
         if (pending_take(&c->w.k)) {
