@@ -16,9 +16,9 @@ Two features need CAP_SYS_ADMIN on top of the set, and the test shows both ways:
   - netfilter stages in other network namespaces (setns): with the set alone netlatd hooks its own
     namespace only (checked on a namespace the test creates and deletes); with +CAP_SYS_ADMIN it
     hooks that one too;
-  - kernel BPF run-time statistics (netlatd_bpf_program_*): netlatd turns them on with
-    BPF_ENABLE_STATS (CAP_SYS_ADMIN); without it they stay 0 unless the host has
-    kernel.bpf_stats_enabled=1 (set and restored by the test).
+  - kernel BPF run-time statistics (netlatd_bpf_program_*): with `bpf_stats: true` (every run here
+    has it) netlatd turns them on with BPF_ENABLE_STATS (CAP_SYS_ADMIN); without it they stay 0
+    unless the host has kernel.bpf_stats_enabled=1 (set and restored by the test).
 
 Usage: test_capabilities.py NETLATD
 """
@@ -47,7 +47,7 @@ def run(netlatd, label, wrapper, logdir):
     port = netlat_probe.free_port()
     url = f'http://127.0.0.1:{port}/metrics'
     log = logdir / f'{label.replace(" ", "_")}.log'
-    cmd = wrapper + [netlatd, '--listen', f'127.0.0.1:{port}']
+    cmd = wrapper + [netlatd, '--config', str(logdir / 'netlatd.yaml'), '--listen', f'127.0.0.1:{port}']
     with open(log, 'w') as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     result = {'label': label, 'cmd': ' '.join(cmd), 'served': False, 'exit': None,
@@ -121,6 +121,8 @@ def main():
             return 1
     caps = (REPO / 'packaging' / 'capabilities.txt').read_text().split()
     logdir = pathlib.Path(tempfile.mkdtemp(prefix='netlatd-caps.'))
+    logdir.chmod(0o755)  # the non-root run reads the config
+    (logdir / 'netlatd.yaml').write_text('bpf_stats: true\n')
 
     def reduced(cs, extra=()):
         return (['prlimit', '--memlock=0:0', '--', 'setpriv', '--bounding-set', caps_arg(cs),
