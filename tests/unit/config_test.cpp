@@ -205,7 +205,7 @@ TEST(ConfigErrors, WrongTypes) {
     EXPECT_CONFIG_ERROR(
         "- listen\n",
         "config test.yaml: expected a mapping of listen, probe_mode, interval, "
-        "buckets, labels, filters, sampling, maps, log_level, log_summary, got a list");
+        "buckets, labels, filters, sampling, maps, log_level, log_summary, bpf_stats, got a list");
     EXPECT_CONFIG_ERROR("buckets: 5\n",
                         "config test.yaml: buckets: expected a mapping of min, max, per_octave, "
                         "bounds, got a single value");
@@ -381,7 +381,7 @@ TEST(ConfigErrors, Files) {
     EXPECT_EQ(file_error(dir + "unknown_key.yaml"),
               "config " + dir +
                   "unknown_key.yaml: unknown key 'lables' (allowed: listen, probe_mode, interval, "
-                  "buckets, labels, filters, sampling, maps, log_level, log_summary)");
+                  "buckets, labels, filters, sampling, maps, log_level, log_summary, bpf_stats)");
     EXPECT_EQ(file_error(dir + "wrong_type.yaml"),
               "config " + dir +
                   "wrong_type.yaml: labels.family: 'sometimes' is not a boolean (allowed true, "
