@@ -81,6 +81,7 @@ public:
     }
 
     const std::vector<std::string>& attached() const { return attached_; }
+    void attached_all() { vmlinux_.reset(); }  // the kernel's BTF is large: not kept while waiting
 
 private:
     void own(Fd prog, Fd link) {
@@ -110,9 +111,9 @@ int main(int argc, char** argv) {
     sigaddset(&stop_signals, SIGTERM);
     sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
     try {
-        const auto kernel = netlatd::KernelFeatures::probe();
         Floor floor;
-        for (const auto& choice : netlatd::choose_stages(netlatd::ProbeMode::Tracepoint, kernel)) {
+        for (const auto& choice : netlatd::choose_stages(netlatd::ProbeMode::Tracepoint,
+                                                         netlatd::KernelFeatures::probe())) {
             if (!choice.candidate) continue;  // netlatd disables it too
             if (choice.candidate->kind == HookKind::Netfilter) {
                 floor.netfilter(*choice.candidate);
@@ -121,6 +122,7 @@ int main(int argc, char** argv) {
             for (const auto* program : choice.programs) floor.tracepoint(program->target);
         }
         for (const auto& program : netlatd::support_programs()) floor.tracepoint(program.target);
+        floor.attached_all();
 
         std::printf("netlat-floor: %zu hooks:", floor.attached().size());
         for (const auto& hook : floor.attached()) std::printf(" %s", hook.c_str());
