@@ -53,8 +53,8 @@ struct StageChoice {
 };
 
 // Per stage, the first candidate of a kind allowed by the mode whose programs this kernel has; a
-// stage with none is disabled with the reason. Throws ProbeError when a forced mode's kernel feature
-// is missing.
+// stage with none is disabled with the reason. Throws ProbeError when a forced mode's kernel
+// feature is missing.
 std::vector<StageChoice> choose_stages(ProbeMode mode, const KernelFeatures& kernel);
 
 // Debian 12's libbpf (1.1) predates netfilter programs: the numbers are from the kernel's uapi.

@@ -1,8 +1,8 @@
-// netlat-floor: the floor of netlatd's overhead. It attaches a BPF program that does nothing (returns
-// at once; netfilter programs accept) to every hook netlatd attaches in tracepoint mode on this
-// kernel: the same stage table, the same per-stage choice (choose_stages) and the same netfilter
-// links, so the floor cannot drift from netlatd's hooks. What netlatd costs above the floor is the
-// work of its programs; the floor is what any tool on these hooks pays.
+// netlat-floor: the floor of netlatd's overhead. It attaches a BPF program that does nothing
+// (returns at once; netfilter programs accept) to every hook netlatd attaches in tracepoint mode on
+// this kernel: the same stage table, the same per-stage choice (choose_stages) and the same
+// netfilter links, so the floor cannot drift from netlatd's hooks. What netlatd costs above the
+// floor is the work of its programs; the floor is what any tool on these hooks pays.
 //
 //   netlat-floor        (as root; runs until SIGINT or SIGTERM, prints "ready" once attached)
 #include <bpf/bpf.h>
