@@ -94,6 +94,9 @@ def works(r, reference, need_stats=False):
         why.append(f'no /metrics (exit {r["exit"]})')
         return why
     s = r['summary']
+    if s is None:  # served, then /metrics failed
+        why.append(f'no metrics summary: {r.get("error", "?")}')
+        return why
     if s['stages'] != reference['summary']['stages']:
         lost = sorted(set(reference['summary']['stages']) - set(s['stages']))
         why.append(f'hooks differ from reference: missing {lost}')

@@ -18,7 +18,8 @@ Figures are medians over the rounds with min-max. Exit 0 when everything was mea
 PASS/FAIL against the targets is informational), 1 when a measurement failed, 2 on bad usage.
 
 Environment: NETLATD, NETLATD_B, NETLAT_FLOOR, NETLAT_LOAD (binaries; default build/), BENCH_SECONDS
-(per workload, default 3), BENCH_OUT (also write the report there).
+(per workload, default 3), BENCH_OUT (also write the report there), BENCH_NICE (run everything at
+this nice value, e.g. -10 on a machine busy with other work).
 """
 import datetime
 import json
@@ -442,7 +443,8 @@ def machine(rounds):
     return {'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
             'kernel': platform.release(), 'cpu': f'{os.cpu_count()} x {cpu}',
             'commit': commit, 'rounds': rounds, 'seconds per workload': SECONDS,
-            'load average at start': os.getloadavg()[0]}
+            'nice': os.nice(0),
+            'load average at start': round(os.getloadavg()[0], 2)}
 
 
 def main():
@@ -456,6 +458,9 @@ def main():
     if os.geteuid() != 0:
         print('tools/bench/run.sh: must run as root', file=sys.stderr)
         return 2
+    nice = int(os.environ.get('BENCH_NICE', '0'))
+    if nice:
+        os.nice(nice)  # inherited by the servers, clients and arms
     workdir = pathlib.Path(tempfile.mkdtemp(prefix='netlatd-bench.'))
     mounted_tracefs = False
     saved_stats = STATS_SYSCTL.read_text().strip()
@@ -492,7 +497,7 @@ def main():
                 print(f'statistics round: {arm.name}', file=sys.stderr, flush=True)
                 stats[arm.name] = stats_round(arm, workdir)
         STATS_SYSCTL.write_text(saved_stats + '\n')
-        meta['load average at end'] = os.getloadavg()[0]
+        meta['load average at end'] = round(os.getloadavg()[0], 2)
         text = report(results, stats, arms, meta)
         print(text)
         if os.environ.get('BENCH_OUT'):
