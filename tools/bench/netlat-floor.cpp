@@ -77,7 +77,7 @@ public:
         fds_.push_back(std::move(prog));
         static const char* hooks[] = {"PRE_ROUTING", "LOCAL_IN", "FORWARD", "LOCAL_OUT",
                                       "POST_ROUTING"};
-        attached_.push_back(std::string("nf:") + hooks[c.netfilter.hooknum] + " (ipv4, ipv6)");
+        attached_.push_back(std::string("nf:") + hooks[c.netfilter.hooknum]);  // IPv4 and IPv6
     }
 
     const std::vector<std::string>& attached() const { return attached_; }
@@ -121,12 +121,14 @@ int main(int argc, char** argv) {
             }
             for (const auto* program : choice.programs) floor.tracepoint(program->target);
         }
+        const size_t stage_hooks = floor.attached().size();
         for (const auto& program : netlatd::support_programs()) floor.tracepoint(program.target);
         floor.attached_all();
 
-        std::printf("netlat-floor: %zu hooks:", floor.attached().size());
-        for (const auto& hook : floor.attached()) std::printf(" %s", hook.c_str());
-        std::printf("\nready\n");
+        for (size_t i = 0; i < floor.attached().size(); i++)
+            std::printf("%s hook: %s\n", i < stage_hooks ? "stage" : "support",
+                        floor.attached()[i].c_str());
+        std::printf("ready\n");
         std::fflush(stdout);
         int signal = 0;
         sigwait(&stop_signals, &signal);
