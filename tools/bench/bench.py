@@ -14,7 +14,7 @@ driver -> recv() stamps: the observer effect). Then one round with kernel BPF st
 (sysctl kernel.bpf_stats_enabled=1, restored after) gives ns per program run; it is kept apart so
 the statistics' own cost does not inflate the latency rounds.
 
-Figures are medians over the rounds with min-max. Exit 0 when everything was measured (the
+Figures are medians over the rounds with min..max. Exit 0 when everything was measured (the
 PASS/FAIL against the targets is informational), 1 when a measurement failed, 2 on bad usage.
 
 Environment: NETLATD, NETLATD_B, NETLAT_FLOOR, NETLAT_LOAD (binaries; default build/), BENCH_SECONDS
@@ -250,10 +250,10 @@ def stats_round(arm, workdir):
     finally:
         arm.stop()
     programs = {}  # by name; the floor's programs share one
-    for pid_, info in after.items():
-        name = names.get(pid_, f'id {pid_}')
-        runs = int(info['run_cnt']) - int(before.get(pid_, {}).get('run_cnt', 0))
-        ns = int(info['run_time_ns']) - int(before.get(pid_, {}).get('run_time_ns', 0))
+    for prog_id, info in after.items():
+        name = names.get(prog_id, f'id {prog_id}')
+        runs = int(info['run_cnt']) - int(before.get(prog_id, {}).get('run_cnt', 0))
+        ns = int(info['run_time_ns']) - int(before.get(prog_id, {}).get('run_time_ns', 0))
         old = programs.get(name, (0, 0))
         programs[name] = (old[0] + runs, old[1] + ns)
     return {'programs': programs, 'per_call': per_call, 'count': len(after)}
@@ -290,7 +290,7 @@ def cell(values, digits=2):
         return '-'
     if len(values) == 1:
         return f'{values[0]:.{digits}f}'
-    return f'{med(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})'
+    return f'{med(values):.{digits}f} ({min(values):.{digits}f}..{max(values):.{digits}f})'
 
 
 ROWS = [
@@ -317,7 +317,7 @@ def report(results, stats, arms, meta):
     names = [a.name for a in arms]
     out = ['## Run', '']
     out += [f'- {k}: {v}' for k, v in meta.items()]
-    out += ['', f'## Workloads (median over {len(results)} rounds, min-max)', '',
+    out += ['', f'## Workloads (median over {len(results)} rounds, min..max)', '',
             '| figure | ' + ' | '.join(names) + ' |', '|---|' + '---|' * len(names)]
     for key, label in ROWS:
         cells = [cell([r[n][key] for r in results if key in r[n]]) for n in names]
@@ -327,7 +327,7 @@ def report(results, stats, arms, meta):
     added = lambda a, b: a - b  # noqa: E731
     loss = lambda a, b: (b - a) / b * 100  # noqa: E731
     traced = names[1:]
-    out += ['', '## Against no tracing (per round, arm minus none; median, min-max)', '',
+    out += ['', '## Against no tracing (per round, arm minus none; median, min..max)', '',
             '| figure | ' + ' | '.join(traced) + ' |', '|---|' + '---|' * len(traced)]
     for key, label, fn in [('udp_pp_p50', 'UDP ping-pong added latency, p50 (us/message)', added),
                            ('udp_pp_avg', 'UDP ping-pong added latency, avg (us/message)', added),
