@@ -8,6 +8,7 @@ Usage: netlat_floor_test.py NETLAT_FLOOR NETLATD
 import json
 import subprocess
 import sys
+import time
 
 
 def floor_programs():
@@ -39,7 +40,10 @@ def main():
     loaded = set(floor_programs()) - before
     proc.terminate()
     exit_code = proc.wait(timeout=30)
-    left = (set(floor_programs()) - before) & loaded
+    # The kernel frees a program after an RCU grace period: give it a few seconds.
+    deadline = time.monotonic() + 5
+    while (left := set(floor_programs()) & loaded) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
     failures = []
     if lines[-1:] != ['ready']:

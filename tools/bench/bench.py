@@ -95,6 +95,28 @@ def map_memory(pid):
     return sum(int(info['memlock']) for info in bpf_fdinfo(pid, 'map').values())
 
 
+def bpf_users():
+    """Other processes holding BPF programs loaded or kernel BPF statistics on (both affect every
+    arm: their programs may run on the same hooks), as 'comm[pid]: N programs, statistics'."""
+    users = {}
+    for fd in pathlib.Path('/proc').glob('[0-9]*/fd/*'):
+        try:
+            target = os.readlink(fd)
+            if target in ('anon_inode:bpf-prog', 'anon_inode:bpf-stats'):
+                pid = fd.parts[2]
+                comm = pathlib.Path(f'/proc/{pid}/comm').read_text().strip()
+                user = users.setdefault(pid, {'comm': comm, 'programs': 0, 'stats': False})
+                if target.endswith('prog'):
+                    user['programs'] += 1
+                else:
+                    user['stats'] = True
+        except OSError:
+            pass
+    return '; '.join(f'{u["comm"]}[{pid}]: {u["programs"]} programs'
+                     + (', statistics' if u['stats'] else '')
+                     for pid, u in sorted(users.items())) or 'none'
+
+
 def program_names():
     return {p['id']: p.get('name', '?') for p in json.loads(run(['bpftool', 'prog', 'show', '-j']))}
 
@@ -444,7 +466,8 @@ def machine(rounds):
             'kernel': platform.release(), 'cpu': f'{os.cpu_count()} x {cpu}',
             'commit': commit, 'rounds': rounds, 'seconds per workload': SECONDS,
             'nice': os.nice(0),
-            'load average at start': round(os.getloadavg()[0], 2)}
+            'load average at start': round(os.getloadavg()[0], 2),
+            'other BPF users at start': bpf_users()}
 
 
 def main():
@@ -498,6 +521,7 @@ def main():
                 stats[arm.name] = stats_round(arm, workdir)
         STATS_SYSCTL.write_text(saved_stats + '\n')
         meta['load average at end'] = round(os.getloadavg()[0], 2)
+        meta['other BPF users at end'] = bpf_users()
         text = report(results, stats, arms, meta)
         print(text)
         if os.environ.get('BENCH_OUT'):
