@@ -37,7 +37,7 @@ import time
 HERE = pathlib.Path(__file__).resolve().parent
 TOP = HERE.parent.parent
 BUILD = pathlib.Path(os.environ.get('NETLAT_BUILD_DIR', TOP / 'build'))
-SECONDS = int(os.environ.get('BENCH_SECONDS', '3'))
+SECONDS = 3  # per workload: BENCH_SECONDS
 ADDR = '127.0.0.1'
 PORTS = {'sockperf_udp': 19811, 'sockperf_tcp': 19812, 'iperf3': 19813, 'netlatd': 19814}
 STATS_SYSCTL = pathlib.Path('/proc/sys/kernel/bpf_stats_enabled')
@@ -481,15 +481,27 @@ def main():
     if os.geteuid() != 0:
         print('tools/bench/run.sh: must run as root', file=sys.stderr)
         return 2
-    nice = int(os.environ.get('BENCH_NICE', '0'))
+    def env_int(name, default, low, high):
+        text = os.environ.get(name, str(default))
+        if not text.lstrip('-').isdigit() or not low <= int(text) <= high:
+            raise BenchError(f'{name}={text}: not an integer in {low}..{high}')
+        return int(text)
+
+    global SECONDS
+    try:
+        arms = make_arms()
+        nice = env_int('BENCH_NICE', 0, -20, 19)
+        SECONDS = env_int('BENCH_SECONDS', SECONDS, 1, 600)
+    except BenchError as e:
+        print(f'tools/bench/run.sh: {e}', file=sys.stderr)
+        return 2
     if nice:
         os.nice(nice)  # inherited by the servers, clients and arms
     workdir = pathlib.Path(tempfile.mkdtemp(prefix='netlatd-bench.'))
     mounted_tracefs = False
     saved_stats = STATS_SYSCTL.read_text().strip()
-    procs, arms = [], []
+    procs = []
     try:
-        arms = make_arms()
         for tool in ('sockperf', 'iperf3', 'bpftrace', 'bpftool', 'curl'):
             if subprocess.run(['sh', '-c', f'command -v {tool}'], capture_output=True).returncode:
                 raise BenchError(f'{tool} not found (./tools/deps.sh installs it)')
