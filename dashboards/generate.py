@@ -194,8 +194,9 @@ def overview_dashboard():
         'BPF CPU time (cores) by program',
         [target(f'sum by (program) (rate({runtime}{{{SEL}}}[{RATE}]))', '{{program}}')],
         unit='none', stack=True, w=8,
-        description='CPU seconds per second spent in netlatd\'s BPF programs (kernel BPF stats: '
-                    'netlatd needs CAP_SYS_ADMIN to turn them on, or kernel.bpf_stats_enabled=1).'))
+        description='CPU seconds per second spent in netlatd\'s BPF programs (kernel BPF stats, off '
+                    'by default: bpf_stats: true in the config and CAP_SYS_ADMIN, or '
+                    'kernel.bpf_stats_enabled=1; empty while off).'))
     panels.append(timeseries(
         'BPF time per run by program',
         [target(f'sum by (program) (rate({runtime}{{{SEL}}}[{RATE}])) / '

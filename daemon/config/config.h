@@ -58,6 +58,8 @@ struct Config {
     MapConfig maps;
     std::string log_level = "info";  // trace|debug|info|warn|error
     std::chrono::milliseconds log_summary{60000};  // one log line per direction this often; 0: off
+    bool bpf_stats = false;  // kernel BPF run-time statistics for netlatd_bpf_program_* (they
+                             // slow every BPF program of the host)
     bool operator==(const Config&) const = default;
 };
 

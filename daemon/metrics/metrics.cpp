@@ -90,11 +90,16 @@ Metrics::Metrics(const Config& config, std::string version, std::string libbpf_v
 
     program_run_seconds_family_ = &prometheus::BuildCounter()
                                        .Name("netlatd_bpf_program_run_seconds_total")
-                                       .Help("Time spent running a BPF program (kernel BPF stats)")
+                                       .Help(
+                                           "Time spent running a BPF program (kernel BPF stats: 0 "
+                                           "unless the config has bpf_stats: true or the host "
+                                           "kernel.bpf_stats_enabled=1)")
                                        .Register(*registry_);
     program_runs_family_ = &prometheus::BuildCounter()
                                 .Name("netlatd_bpf_program_runs_total")
-                                .Help("Runs of a BPF program (kernel BPF stats)")
+                                .Help(
+                                    "Runs of a BPF program (kernel BPF stats: 0 unless the config "
+                                    "has bpf_stats: true or the host kernel.bpf_stats_enabled=1)")
                                 .Register(*registry_);
 
     stage_info_family_ = &prometheus::BuildGauge()

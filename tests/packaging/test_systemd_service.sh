@@ -127,9 +127,10 @@ for p in problems:
 sys.exit(1 if problems else 0)
 PY
 
-# Phase 2: the optional drop-in (CAP_SYS_ADMIN).
+# Phase 2: the optional drop-in (CAP_SYS_ADMIN), with bpf_stats: true in the config.
 podman exec "$name" sh -c "cp /opt/netlatd/share/doc/netlatd/examples/all-network-namespaces.conf \
-  /etc/systemd/system/netlatd.service.d/ && systemctl daemon-reload && systemctl start netlatd.service"
+  /etc/systemd/system/netlatd.service.d/ && sed -i 's/^bpf_stats: false/bpf_stats: true/' \
+  /etc/netlatd/netlatd.yaml && systemctl daemon-reload && systemctl start netlatd.service"
 "$probe" wait "http://127.0.0.1:$port/metrics" 30 || fail "netlatd.service with the drop-in did not start"
 "$probe" traffic 2
 sleep 2

@@ -70,6 +70,7 @@ sampling: 100
 maps: {skb_entries: 1024, thread_entries: 64, socket_entries: 128, stale_after: 1.5ms}
 log_level: debug
 log_summary: 30s
+bpf_stats: true
 )",
                                   "x");
     EXPECT_EQ(c.listen, "[::1]:9100");
@@ -93,6 +94,7 @@ log_summary: 30s
     EXPECT_EQ(c.maps.stale_after, 1500us);
     EXPECT_EQ(c.log_level, "debug");
     EXPECT_EQ(c.log_summary, 30s);
+    EXPECT_TRUE(c.bpf_stats);
 }
 
 TEST(Config, LogSummaryOff) {
@@ -157,6 +159,7 @@ TEST(Config, RoundTrip) {
     c.maps = {1, 2, 16777216, 3600s};
     c.log_level = "trace";
     c.log_summary = 1500ms;
+    c.bpf_stats = true;
     const std::string yaml = to_yaml(c);
     EXPECT_EQ(parse_config(yaml, "round trip"), c) << yaml;
     EXPECT_EQ(parse_config(to_yaml(Config{}), "round trip"), Config{});
@@ -184,7 +187,7 @@ TEST(ConfigErrors, UnknownKeys) {
     EXPECT_CONFIG_ERROR("lables: {}\n",
                         "config test.yaml: unknown key 'lables' (allowed: listen, probe_mode, "
                         "interval, buckets, labels, filters, sampling, maps, log_level, "
-                        "log_summary)");
+                        "log_summary, bpf_stats)");
     EXPECT_CONFIG_ERROR("buckets: {per_octav: 2}\n",
                         "config test.yaml: unknown key 'buckets.per_octav' (allowed: min, max, "
                         "per_octave, bounds)");
@@ -194,7 +197,7 @@ TEST(ConfigErrors, UnknownKeys) {
     EXPECT_CONFIG_ERROR("buckets.min: 1us\n",
                         "config test.yaml: unknown key 'buckets.min' (allowed: listen, probe_mode, "
                         "interval, buckets, labels, filters, sampling, maps, log_level, "
-                        "log_summary)");
+                        "log_summary, bpf_stats)");
     EXPECT_CONFIG_ERROR("sampling: 2\nsampling: 3\n", "config test.yaml: duplicate key 'sampling'");
 }
 
@@ -202,7 +205,7 @@ TEST(ConfigErrors, WrongTypes) {
     EXPECT_CONFIG_ERROR(
         "- listen\n",
         "config test.yaml: expected a mapping of listen, probe_mode, interval, "
-        "buckets, labels, filters, sampling, maps, log_level, log_summary, got a list");
+        "buckets, labels, filters, sampling, maps, log_level, log_summary, bpf_stats, got a list");
     EXPECT_CONFIG_ERROR("buckets: 5\n",
                         "config test.yaml: buckets: expected a mapping of min, max, per_octave, "
                         "bounds, got a single value");
@@ -378,7 +381,7 @@ TEST(ConfigErrors, Files) {
     EXPECT_EQ(file_error(dir + "unknown_key.yaml"),
               "config " + dir +
                   "unknown_key.yaml: unknown key 'lables' (allowed: listen, probe_mode, interval, "
-                  "buckets, labels, filters, sampling, maps, log_level, log_summary)");
+                  "buckets, labels, filters, sampling, maps, log_level, log_summary, bpf_stats)");
     EXPECT_EQ(file_error(dir + "wrong_type.yaml"),
               "config " + dir +
                   "wrong_type.yaml: labels.family: 'sometimes' is not a boolean (allowed true, "
