@@ -177,7 +177,7 @@ int dispatch_request(mg_connection* connection) {
 }  // namespace
 
 MetricsServer::MetricsServer(const std::string& listen,
-                             std::shared_ptr<prometheus::Registry> registry)
+                             std::shared_ptr<prometheus::Collectable> registry)
     : callbacks_(std::make_unique<CivetCallbacks>()), registry_(std::move(registry)) {
     probe_bind(listen);
     callbacks_->begin_request = dispatch_request;

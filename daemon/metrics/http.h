@@ -8,7 +8,7 @@
 
 namespace prometheus {
 class Exposer;
-class Registry;
+class Collectable;
 }  // namespace prometheus
 struct CivetCallbacks;
 struct sockaddr_storage;
@@ -22,7 +22,7 @@ class MetricsServer {
     // registry on /metrics and the readiness below on /healthz. Throws std::runtime_error("cannot serve /metrics
     // on HOST:PORT: <reason>"), e.g. "Address already in use": the address is probe-bound first
     // because civetweb only reports that binding failed.
-    MetricsServer(const std::string& listen, std::shared_ptr<prometheus::Registry> registry);
+    MetricsServer(const std::string& listen, std::shared_ptr<prometheus::Collectable> registry);
     ~MetricsServer();
     MetricsServer(const MetricsServer&) = delete;
     MetricsServer& operator=(const MetricsServer&) = delete;
@@ -46,7 +46,7 @@ class MetricsServer {
   private:
     std::unique_ptr<CivetCallbacks> callbacks_;
     std::unique_ptr<prometheus::Exposer> exposer_;
-    std::shared_ptr<prometheus::Registry> registry_;
+    std::shared_ptr<prometheus::Collectable> registry_;
     std::unique_ptr<sockaddr_storage> wake_address_;  // where to connect to speed up stopping
 };
 

@@ -52,11 +52,28 @@ uint64_t series_id(netlat_hist_key key, const LabelConfig& labels, bool other) {
     return id;
 }
 
+// The registry, collected under the update lock.
+class LockedRegistry : public prometheus::Collectable {
+  public:
+    LockedRegistry(std::shared_ptr<prometheus::Registry> registry, std::shared_ptr<std::mutex> mutex)
+        : registry_(std::move(registry)), mutex_(std::move(mutex)) {}
+    std::vector<prometheus::MetricFamily> Collect() const override {
+        std::lock_guard lock(*mutex_);
+        return registry_->Collect();
+    }
+
+  private:
+    std::shared_ptr<prometheus::Registry> registry_;
+    std::shared_ptr<std::mutex> mutex_;
+};
+
 }  // namespace
 
 Metrics::Metrics(const Config& config, std::string version, std::string libbpf_version,
                  std::string kernel_release)
     : registry_(std::make_shared<prometheus::Registry>()),
+      update_mutex_(std::make_shared<std::mutex>()),
+      collectable_(std::make_shared<LockedRegistry>(registry_, update_mutex_)),
       labels_(config.labels),
       bounds_ns_(bucket_bounds_ns(config.buckets)),
       slot_buckets_(slot_to_bucket(bounds_ns_)),

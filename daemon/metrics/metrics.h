@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -29,7 +30,10 @@ class Metrics {
     Metrics(const Metrics&) = delete;
     Metrics& operator=(const Metrics&) = delete;
 
-    std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+    // What /metrics serves. A scrape waits while a drain updates the metrics (update_lock), so it
+    // sees each drain whole: counters and histograms of the same BPF read.
+    std::shared_ptr<prometheus::Collectable> registry() const { return collectable_; }
+    std::unique_lock<std::mutex> update_lock() const { return std::unique_lock(*update_mutex_); }
 
     // Replaces all series of netlatd_stage_info{direction,stage,hook,mode} with these, each = 1.
     void set_stage_info(const std::vector<StageInfo>& stages);
@@ -67,6 +71,8 @@ class Metrics {
                                           bool other);
 
     std::shared_ptr<prometheus::Registry> registry_;
+    std::shared_ptr<std::mutex> update_mutex_;
+    std::shared_ptr<prometheus::Collectable> collectable_;
     LabelConfig labels_;
     std::vector<uint64_t> bounds_ns_;
     std::vector<uint32_t> slot_buckets_;

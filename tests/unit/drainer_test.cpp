@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <future>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -343,6 +344,38 @@ TEST(Drainer, AllOptionalLabelsFoldTogetherBeyondTheCap) {
     EXPECT_EQ(value(samples, count, series("other", "other")), 7.0);
     EXPECT_EQ(value(samples, "netlatd_series_overflow_total", {}), 7.0);
     EXPECT_EQ(count_series(samples, count), 3u);
+}
+
+// A sample's start stage counts its event before the sample lands in a histogram: reading the
+// histograms first keeps every segment's count at or below its start stage's events.
+TEST(Drainer, ReadsHistogramsBeforeCounters) {
+    struct OrderedReader : FakeMapReader {
+        std::vector<std::string> reads;
+        HistSnapshot read_histograms() override {
+            reads.push_back("histograms");
+            return FakeMapReader::read_histograms();
+        }
+        std::vector<uint64_t> read_counters() override {
+            reads.push_back("counters");
+            return FakeMapReader::read_counters();
+        }
+    };
+    Metrics metrics(config_with_bounds({1e-6}), "v", "l", "k");
+    OrderedReader reader;
+    Drainer drainer(reader, metrics, {});
+    drainer.drain();
+    EXPECT_EQ(reader.reads, (std::vector<std::string>{"histograms", "counters"}));
+}
+
+// A scrape waits while a drain updates the metrics, so it never sees half a drain.
+TEST(Drainer, ScrapesWaitForTheUpdateLock) {
+    Metrics metrics(config_with_bounds({1e-6}), "v", "l", "k");
+    auto lock = metrics.update_lock();
+    auto scrape = std::async(std::launch::async, [&] { return metrics.registry()->Collect(); });
+    EXPECT_EQ(scrape.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+    lock.unlock();
+    EXPECT_EQ(scrape.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+    EXPECT_FALSE(scrape.get().empty());
 }
 
 TEST(Drainer, IgnoresKeysOutsideTheTables) {
