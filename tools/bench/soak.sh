@@ -3,11 +3,12 @@
 # /metrics, /api/latency.json and / for DURATION seconds. Records netlatd's resident memory, open
 # file descriptors and CPU time at the start and the end, and fails (exit 1) when
 #   - netlatd died, a scrape failed, or /healthz is not 200 at the end;
-#   - resident memory grew by more than SOAK_RSS_GROWTH_KIB (default 4096) from start to end;
+#   - resident memory grew by more than SOAK_RSS_GROWTH_KIB (default 2048) from start to end;
 #   - the number of open file descriptors changed;
 #   - a latency histogram counts more samples than the stage its segment starts at saw events
-#     (netlatd_stack_latency_seconds_count vs netlatd_stage_events_total, read when traffic stopped).
-# The start figures are taken after SOAK_WARMUP seconds (default 5) of traffic.
+#     (netlatd_stack_latency_seconds_count vs netlatd_stage_events_total), in any /metrics answer
+#     of the first scraper or in the last one, taken two drains after the traffic stopped.
+# The start figures are taken after SOAK_WARMUP seconds (default 5) of traffic and scrapes.
 #
 #   tools/bench/soak.sh [DURATION]     (as root; default 300 s; needs iperf3 and curl)
 #
@@ -18,11 +19,12 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 netlatd=${NETLATD:-$top/build/daemon/netlatd}
 duration=${1:-300}
 warmup=${SOAK_WARMUP:-5}
-rss_growth_max=${SOAK_RSS_GROWTH_KIB:-4096}
+rss_growth_max=${SOAK_RSS_GROWTH_KIB:-2048}
 scrapers=${SOAK_SCRAPERS:-4}
 work=$(mktemp -d)
 pids=()
 cleanup() {
+    touch "$work/warm" "$work/stop"  # ends any scrape loop
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$work"
@@ -33,14 +35,18 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 port=$(free_port) tcp_port=$(free_port) udp_port=$(free_port)
 url=http://127.0.0.1:$port
 
-# Resident KiB, open fds and CPU seconds (user + system) of a process.
+# Resident KiB, open fds, of them BPF links, CPU seconds (user + system) of a process, and the
+# network namespaces it hooked so far minus those it released (from its log).
 resources() {
-    local rss fds cpu
+    local rss fds links cpu namespaces
     rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$1/status")
     fds=$(find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l)
+    links=$(find "/proc/$1/fd" -mindepth 1 -maxdepth 1 -lname 'anon_inode:bpf_link' | wc -l)
     cpu=$(awk -v hz="$(getconf CLK_TCK)" '{sub(/.*\) /, ""); printf "%.2f", ($12 + $13) / hz}' \
         "/proc/$1/stat")
-    echo "$rss $fds $cpu"
+    namespaces=$(($(grep -c 'netfilter stages hooked' "$work/netlatd.log" || true) -
+        $(grep -c 'netfilter hooks are released' "$work/netlatd.log" || true)))
+    echo "$rss $fds $links $cpu $namespaces"
 }
 
 "$netlatd" --listen "127.0.0.1:$port" >"$work/netlatd.log" 2>&1 &
@@ -65,32 +71,40 @@ pids+=("$tcp_pid")
 iperf3 -c 127.0.0.1 -p "$udp_port" -t "$traffic_seconds" -u -l 256 -b "${SOAK_UDP_RATE:-200M}" >"$work/udp.log" 2>&1 &
 udp_pid=$!
 pids+=("$udp_pid")
-sleep "$warmup"
 
-read -r rss0 fds0 cpu0 <<<"$(resources "$netlatd_pid")"
+# Scrapers: each loops over the three endpoints until the file $2 appears; one line per scrape.
+# The first keeps its /metrics answers, checked for consistency at the end like the final one.
+mkdir "$work/kept"
+scrape_loop() {
+    local path n=0 out
+    while [[ ! -e $2 ]]; do
+        for path in /metrics /api/latency.json /; do
+            out=/dev/null
+            [[ $1 == 1 && $path == /metrics ]] && out=$work/kept/$((n++))
+            if curl -sf --max-time 10 -o "$out" "$url$path"; then echo ok; else echo "failed $path"; fi
+        done
+    done >>"$work/scrapes.$1"
+}
+# Runs the scrapers until the file $1 appears, for $2 seconds.
+scrape_for() {
+    local scraper_pids=() i
+    for i in $(seq "$scrapers"); do
+        scrape_loop "$i" "$1" &
+        scraper_pids+=($!)
+    done
+    sleep "$2"
+    touch "$1"
+    wait "${scraper_pids[@]}"
+}
+
+# Warm-up: traffic and scrapes, so that the start figures include what the first scrapes allocate.
+scrape_for "$work/warm" "$warmup"
+read -r rss0 fds0 links0 cpu0 ns0 <<<"$(resources "$netlatd_pid")"
 start=$(date +%s.%N)
 
-# Scrapers: each loops over the three endpoints until the stop file appears; one line per scrape.
-scrape_loop() {
-    local path
-    while [[ ! -e $work/stop ]]; do
-        for path in /metrics /api/latency.json /; do
-            if curl -sf --max-time 10 -o /dev/null "$url$path"; then echo ok; else echo "failed $path"; fi
-        done
-    done >"$work/scrapes.$1"
-}
-scraper_pids=()
-for i in $(seq "$scrapers"); do
-    scrape_loop "$i" &
-    scraper_pids+=($!)
-done
-pids+=("${scraper_pids[@]}")
-
-sleep "$duration"
-touch "$work/stop"
-wait "${scraper_pids[@]}"
+scrape_for "$work/stop" "$duration"
 kill -0 "$netlatd_pid" 2>/dev/null || { echo "soak: netlatd died: $(tail -5 "$work/netlatd.log")" >&2; exit 1; }
-read -r rss1 fds1 cpu1 <<<"$(resources "$netlatd_pid")"
+read -r rss1 fds1 links1 cpu1 ns1 <<<"$(resources "$netlatd_pid")"
 end=$(date +%s.%N)
 
 # The consistency check reads counters that no longer move: traffic stopped, two drains later.
@@ -102,11 +116,11 @@ health=$(curl -s -o /dev/null -w '%{http_code}' "$url/healthz")
 
 cat "$work"/scrapes.* >"$work/scrapes"
 status=0
-python3 - "$top/bpf/netlat.h" "$work/metrics.txt" "$work/scrapes" "$health" "$duration" \
-    "$rss0 $fds0 $cpu0 $rss1 $fds1 $cpu1 $start $end $rss_growth_max" <<'PY' || status=$?
-import re, sys
-header, metrics_path, scrapes_path, health, duration, figures = sys.argv[1:]
-rss0, fds0, cpu0, rss1, fds1, cpu1, start, end, rss_growth_max = map(float, figures.split())
+python3 - "$top/bpf/netlat.h" "$work/metrics.txt" "$work/kept" "$work/scrapes" "$health" "$duration" \
+    "$rss0 $fds0 $links0 $cpu0 $ns0 $rss1 $fds1 $links1 $cpu1 $ns1 $start $end $rss_growth_max" <<'PY' || status=$?
+import os, re, sys
+header, metrics_path, kept_dir, scrapes_path, health, duration, figures = sys.argv[1:]
+rss0, fds0, links0, cpu0, ns0, rss1, fds1, links1, cpu1, ns1, start, end, rss_growth_max = map(float, figures.split())
 failures = []
 
 # Stages in order per direction and each segment's start stage, from bpf/netlat.h.
@@ -116,31 +130,37 @@ order = {d.lower(): [label for dd, _, label in stages if dd == d] for d in ("TX"
 segments = {(d.lower(), label): frm.split("_", 1)[1].lower()
             for _, d, label, frm, _ in re.findall(r'X\(((TX|RX)_\w+), (?:TX|RX), (\w+), (\w+), (\w+)\)', text)}
 
-samples = []
-for line in open(metrics_path):
-    m = re.match(r'(\w+)\{([^}]*)\} (\S+)$', line.strip())
-    if m:
-        samples.append((m.group(1), dict(re.findall(r'(\w+)="([^"]*)"', m.group(2))), float(m.group(3))))
-events = {(l["direction"], l["stage"]): v for n, l, v in samples if n == "netlatd_stage_events_total"}
-# A stage without a hook for a protocol ("udp:none"): that protocol's segments start one stage earlier.
-unhooked = {(l["direction"], l["stage"], l["hook"].split(":")[0]) for n, l, v in samples
-            if n == "netlatd_stage_info" and l["mode"] == "none" and ":" in l["hook"]}
-def start_stage(direction, stage, protocol):
-    while (direction, stage, protocol) in unhooked or events.get((direction, stage)) is None:
-        stage = order[direction][order[direction].index(stage) - 1]
-    return stage
+def parse(path):
+    samples = []
+    for line in open(path):
+        m = re.match(r'(\w+)\{([^}]*)\} (\S+)$', line.strip())
+        if m:
+            samples.append((m.group(1), dict(re.findall(r'(\w+)="([^"]*)"', m.group(2))), float(m.group(3))))
+    return samples
 
-counts = {}
-for n, l, v in samples:
-    if n == "netlatd_stack_latency_seconds_count":
+# Every segment's sample count, summed over protocols that start it at the same stage, against that
+# stage's events. A stage without a hook for a protocol ("udp:none" in netlatd_stage_info): that
+# protocol's samples start at the stage before it.
+def inconsistencies(samples):
+    events = {(l["direction"], l["stage"]): v for n, l, v in samples if n == "netlatd_stage_events_total"}
+    unhooked = {(l["direction"], l["stage"], l["hook"].split(":")[0]) for n, l, v in samples
+                if n == "netlatd_stage_info" and l["mode"] == "none" and ":" in l["hook"]}
+    counts = {}
+    for n, l, v in samples:
+        if n != "netlatd_stack_latency_seconds_count": continue
         d, seg = l["direction"], l["segment"]
-        key = (d, seg, start_stage(d, segments[(d, seg)], l["protocol"]))
-        counts[key] = counts.get(key, 0) + v
-checked = 0
-for (d, seg, stage), count in sorted(counts.items()):
-    checked += 1
-    if count > events[(d, stage)]:
-        failures.append(f"{d} {seg}: {count:.0f} samples > {events[(d, stage)]:.0f} events at {d} {stage}")
+        stage = segments[(d, seg)]
+        while (d, stage, l["protocol"]) in unhooked:
+            stage = order[d][order[d].index(stage) - 1]
+        counts[(d, seg, stage)] = counts.get((d, seg, stage), 0) + v
+    return [f"{d} {seg}: {count:.0f} samples > {events[(d, stage)]:.0f} events at {d} {stage}"
+            for (d, seg, stage), count in sorted(counts.items()) if count > events[(d, stage)]]
+
+samples = parse(metrics_path)
+failures += inconsistencies(samples)
+kept = sorted(os.listdir(kept_dir), key=int)
+for name in kept:
+    failures += [f"scrape {name} during the soak: {f}" for f in inconsistencies(parse(os.path.join(kept_dir, name)))]
 
 scrapes = open(scrapes_path).read().split("\n")
 ok = sum(1 for s in scrapes if s == "ok")
@@ -149,7 +169,13 @@ if failed: failures.append(f"{len(failed)} scrapes failed, e.g. {failed[0]}")
 if health != "200": failures.append(f"/healthz answered {health} at the end")
 if rss1 - rss0 > rss_growth_max:
     failures.append(f"resident memory grew by {rss1 - rss0:.0f} KiB (allowed {rss_growth_max:.0f})")
-if fds1 != fds0: failures.append(f"open fds changed from {fds0:.0f} to {fds1:.0f}")
+# Network namespaces that others created or removed meanwhile change the netfilter links only.
+netfilter_stages = sum(1 for n, l, v in samples if n == "netlatd_stage_info" and l["mode"] == "netfilter")
+if fds1 - links1 != fds0 - links0:
+    failures.append(f"open fds other than BPF links changed from {fds0 - links0:.0f} to {fds1 - links1:.0f}")
+if links1 - links0 != netfilter_stages * (ns1 - ns0):
+    failures.append(f"BPF links changed from {links0:.0f} to {links1:.0f} while the hooked network "
+                    f"namespaces changed by {ns1 - ns0:+.0f} ({netfilter_stages} netfilter stages each)")
 
 elapsed = end - start
 evictions = sum(v for n, l, v in samples if n == "netlatd_map_evictions_total")
@@ -160,10 +186,11 @@ print("| figure | start | end | change |")
 print("|---|---|---|---|")
 print(f"| resident memory (VmRSS, KiB) | {rss0:.0f} | {rss1:.0f} | {rss1 - rss0:+.0f} |")
 print(f"| open file descriptors | {fds0:.0f} | {fds1:.0f} | {fds1 - fds0:+.0f} |")
+print(f"| of them BPF links (network namespaces hooked) | {links0:.0f} ({ns0:.0f}) | {links1:.0f} ({ns1:.0f}) | {links1 - links0:+.0f} |")
 print(f"| CPU time (user + system, s) | {cpu0:.2f} | {cpu1:.2f} | {cpu1 - cpu0:+.2f} ({(cpu1 - cpu0) / elapsed * 100:.1f}% of one CPU) |")
 print(f"samples: tx total {tx:.0f}, rx total {rx:.0f}; map evictions {evictions:.0f}; "
-      f"{checked} (segment, start stage) counts checked against stage events")
-for f in failures: print("FAIL:", f)
+      f"segment counts within their start stage's events checked in {len(kept) + 1} scrapes")
+for f in failures[:20]: print("FAIL:", f)
 sys.exit(1 if failures else 0)
 PY
 kill "$netlatd_pid"
