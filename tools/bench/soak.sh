@@ -5,8 +5,9 @@
 #   - netlatd died, a scrape failed, or /healthz is not 200 at the end;
 #   - resident memory grew by more than SOAK_RSS_GROWTH_KIB (default 2048) from start to end;
 #   - the number of open file descriptors changed;
-#   - a latency histogram counts more samples than the stage its segment starts at saw events
-#     (netlatd_stack_latency_seconds_count vs netlatd_stage_events_total), in any /metrics answer
+#   - a latency histogram counts more samples than both the stage its segment starts at and the
+#     stage it ends at saw events (netlatd_stack_latency_seconds_count vs
+#     netlatd_stage_events_total; see the check below for why both), in any /metrics answer
 #     of the first scraper or in the last one, taken two drains after the traffic stopped.
 # The start figures are taken after SOAK_WARMUP seconds (default 5) of traffic and scrapes.
 #
@@ -123,12 +124,12 @@ header, metrics_path, kept_dir, scrapes_path, health, duration, figures = sys.ar
 rss0, fds0, links0, cpu0, ns0, rss1, fds1, links1, cpu1, ns1, start, end, rss_growth_max = map(float, figures.split())
 failures = []
 
-# Stages in order per direction and each segment's start stage, from bpf/netlat.h.
+# Stages in order per direction and each segment's start and end stages, from bpf/netlat.h.
 text = open(header).read()
 stages = re.findall(r'X\((TX|RX)_(\w+), (?:TX|RX), (\w+), "', text)
 order = {d.lower(): [label for dd, _, label in stages if dd == d] for d in ("TX", "RX")}
-segments = {(d.lower(), label): frm.split("_", 1)[1].lower()
-            for _, d, label, frm, _ in re.findall(r'X\(((TX|RX)_\w+), (?:TX|RX), (\w+), (\w+), (\w+)\)', text)}
+segments = {(d.lower(), label): (frm.split("_", 1)[1].lower(), to.split("_", 1)[1].lower())
+            for _, d, label, frm, to in re.findall(r'X\(((TX|RX)_\w+), (?:TX|RX), (\w+), (\w+), (\w+)\)', text)}
 
 def parse(path):
     samples = []
@@ -138,9 +139,12 @@ def parse(path):
             samples.append((m.group(1), dict(re.findall(r'(\w+)="([^"]*)"', m.group(2))), float(m.group(3))))
     return samples
 
-# Every segment's sample count, summed over protocols that start it at the same stage, against that
-# stage's events. A stage without a hook for a protocol ("udp:none" in netlatd_stage_info): that
-# protocol's samples start at the stage before it.
+# A sample needs a recorded start: one per event at its segment's start stage. Where the start
+# stage did not run for a packet (a stage without a hook for a protocol, "udp:none" in
+# netlatd_stage_info; a namespace whose netfilter hooks are not attached yet) the segment spans the
+# gap and its sample is taken at an event of its end stage instead. So no segment has more samples
+# (summed over the protocols that start it at the same stage) than its start and end stages saw
+# events, the larger of the two.
 def inconsistencies(samples):
     events = {(l["direction"], l["stage"]): v for n, l, v in samples if n == "netlatd_stage_events_total"}
     unhooked = {(l["direction"], l["stage"], l["hook"].split(":")[0]) for n, l, v in samples
@@ -149,12 +153,14 @@ def inconsistencies(samples):
     for n, l, v in samples:
         if n != "netlatd_stack_latency_seconds_count": continue
         d, seg = l["direction"], l["segment"]
-        stage = segments[(d, seg)]
+        stage, end = segments[(d, seg)]
         while (d, stage, l["protocol"]) in unhooked:
             stage = order[d][order[d].index(stage) - 1]
-        counts[(d, seg, stage)] = counts.get((d, seg, stage), 0) + v
-    return [f"{d} {seg}: {count:.0f} samples > {events[(d, stage)]:.0f} events at {d} {stage}"
-            for (d, seg, stage), count in sorted(counts.items()) if count > events[(d, stage)]]
+        counts[(d, seg, stage, end)] = counts.get((d, seg, stage, end), 0) + v
+    return [f"{d} {seg}: {count:.0f} samples > {events[(d, stage)]:.0f} events at {d} {stage} "
+            f"and {events[(d, end)]:.0f} at {d} {end}"
+            for (d, seg, stage, end), count in sorted(counts.items())
+            if count > max(events[(d, stage)], events[(d, end)])]
 
 samples = parse(metrics_path)
 failures += inconsistencies(samples)
@@ -189,7 +195,7 @@ print(f"| open file descriptors | {fds0:.0f} | {fds1:.0f} | {fds1 - fds0:+.0f} |
 print(f"| of them BPF links (network namespaces hooked) | {links0:.0f} ({ns0:.0f}) | {links1:.0f} ({ns1:.0f}) | {links1 - links0:+.0f} |")
 print(f"| CPU time (user + system, s) | {cpu0:.2f} | {cpu1:.2f} | {cpu1 - cpu0:+.2f} ({(cpu1 - cpu0) / elapsed * 100:.1f}% of one CPU) |")
 print(f"samples: tx total {tx:.0f}, rx total {rx:.0f}; map evictions {evictions:.0f}; "
-      f"segment counts within their start stage's events checked in {len(kept) + 1} scrapes")
+      f"segment counts within their stages' events checked in {len(kept) + 1} scrapes")
 for f in failures[:20]: print("FAIL:", f)
 sys.exit(1 if failures else 0)
 PY
