@@ -55,7 +55,8 @@ uint64_t series_id(netlat_hist_key key, const LabelConfig& labels, bool other) {
 // The registry, collected under the update lock.
 class LockedRegistry : public prometheus::Collectable {
   public:
-    LockedRegistry(std::shared_ptr<prometheus::Registry> registry, std::shared_ptr<std::mutex> mutex)
+    LockedRegistry(std::shared_ptr<prometheus::Registry> registry,
+                   std::shared_ptr<std::mutex> mutex)
         : registry_(std::move(registry)), mutex_(std::move(mutex)) {}
     std::vector<prometheus::MetricFamily> Collect() const override {
         std::lock_guard lock(*mutex_);

@@ -38,7 +38,8 @@ std::string read_text(const std::string& path) {
 
 size_t occurrences(const std::string& text, const std::string& what) {
     size_t n = 0;
-    for (size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
+    for (size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1))
+        ++n;
     return n;
 }
 
@@ -82,7 +83,8 @@ nlohmann::json bpftool_show(const std::string& kind) {
 
 int newest_bpf_id(const std::string& kind) {
     int newest = 0;
-    for (const auto& object : bpftool_show(kind)) newest = std::max(newest, object["id"].get<int>());
+    for (const auto& object : bpftool_show(kind))
+        newest = std::max(newest, object["id"].get<int>());
     return newest;
 }
 
@@ -106,7 +108,8 @@ std::set<int> held_bpf_ids(const std::string& kind) {
 
 // Programs and links newer than the given ids that no process holds and that are netlatd's
 // (programs by name, links by their program's name): what a dead netlatd left attached. Objects of
-// other processes that just exited are freed after an RCU grace period, so this polls for up to 5 s.
+// other processes that just exited are freed after an RCU grace period, so this polls for up to 5
+// s.
 struct Leaks {
     std::set<int> programs, links;
     bool empty() const { return programs.empty() && links.empty(); }
@@ -154,13 +157,20 @@ std::set<std::string> program_names_of(pid_t pid) {
     return names;
 }
 
-// How far a start-up got, from its log.
-std::string phase_of(const std::string& log) {
-    if (log.find("ready: every hook attached") != std::string::npos) return "ready";
-    if (log.find("serving http://") != std::string::npos) return "hooks attached, first drain";
-    if (const size_t stages = occurrences(log, " stage "); stages > 0)
-        return "attaching (" + std::to_string(stages) + " stages logged)";
-    return "loading BPF object";
+// The BPF programs and links a process holds.
+struct Held {
+    size_t programs = 0, links = 0;
+};
+Held held_by(pid_t pid) {
+    Held held;
+    std::error_code ec;
+    for (const auto& fd :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+        const std::string target = std::filesystem::read_symlink(fd.path(), ec).string();
+        held.programs += target == "anon_inode:bpf-prog";
+        held.links += target == "anon_inode:bpf_link";
+    }
+    return held;
 }
 
 struct Resources {
@@ -176,57 +186,72 @@ Resources resources_of(pid_t pid) {
     for (const auto& fd : std::filesystem::directory_iterator(proc + "/fd")) {
         ++r.fds;
         std::error_code ec;
-        if (std::filesystem::read_symlink(fd.path(), ec).string() == "anon_inode:bpf_link") ++r.links;
+        if (std::filesystem::read_symlink(fd.path(), ec).string() == "anon_inode:bpf_link")
+            ++r.links;
     }
     return r;
 }
 
 // SIGKILL at random moments of start-up and attach: nothing stays attached, and netlatd restarts on
-// the same port at once. The kill moments are spread over the measured start-up time (one random
-// moment in each of kRuns equal slices, plus 10% past it).
+// the same port at once. kTimedRuns kill moments are spread over the measured start-up time (one
+// random moment in each of kTimedRuns equal slices, plus 10% past it); loading the BPF object takes
+// most of it, so kAttachRuns more kill as soon as the process holds a random number of its links.
 TEST(Faults, SigkillDuringStartupLeavesNothingAttachedAndRestartIsReady) {
-    constexpr int kRuns = 12;
+    constexpr int kTimedRuns = 12, kAttachRuns = 6;
     const std::string dir = std::filesystem::temp_directory_path() / "netlatd-faults-kill";
     std::filesystem::create_directories(dir);
     const int port = free_tcp_port();
 
     std::set<std::string> names;
     milliseconds startup{};
+    size_t links = 0;
     {
-        const int prog_base = newest_bpf_id("prog");
         const pid_t pid = launch(port, dir + "/reference.log");
         const auto ready = wait_ready(port, pid, milliseconds(60000));
         ASSERT_TRUE(ready) << read_text(dir + "/reference.log");
         startup = *ready;
         names = program_names_of(pid);
+        links = held_by(pid).links;
         kill(pid, SIGTERM);
         waitpid(pid, nullptr, 0);
         ASSERT_GT(names.size(), 10u) << "sanity: netlatd's programs are visible while it runs";
-        ASSERT_GT(newest_bpf_id("prog"), prog_base);
+        ASSERT_GT(links, 2u) << "sanity: netlatd's links are visible while it runs";
     }
-    std::printf("start-up to /healthz 200: %lld ms\n", static_cast<long long>(startup.count()));
-    std::printf("| run | killed after (ms) | start-up had reached | left attached | restart ready (ms) |\n");
+    std::printf("start-up to /healthz 200: %lld ms, %zu links\n",
+                static_cast<long long>(startup.count()), links);
+    std::printf(
+        "| run | killed after (ms) | it held then | left attached | restart ready (ms) |\n");
     std::printf("|---|---|---|---|---|\n");
 
     std::mt19937 random(std::random_device{}());
     std::uniform_real_distribution<double> within(0.0, 1.0);
+    std::uniform_int_distribution<size_t> some_links(1, links - 1);
     milliseconds slowest_restart{};
-    for (int run = 0; run < kRuns; ++run) {
+    for (int run = 0; run < kTimedRuns + kAttachRuns; ++run) {
         const int prog_base = newest_bpf_id("prog"), link_base = newest_bpf_id("link");
-        const auto delay = milliseconds(
-            static_cast<long>(startup.count() * 1.1 * (run + within(random)) / kRuns));
         const std::string log = dir + "/run" + std::to_string(run) + ".log";
+        const auto start = Clock::now();
         const pid_t pid = launch(port, log);
-        std::this_thread::sleep_for(delay);
+        Held held;
+        if (run < kTimedRuns) {
+            std::this_thread::sleep_for(milliseconds(
+                static_cast<long>(startup.count() * 1.1 * (run + within(random)) / kTimedRuns)));
+            held = held_by(pid);
+        } else {
+            const size_t target = some_links(random);
+            while ((held = held_by(pid)).links < target && Clock::now() - start < 4 * startup)
+                std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
         kill(pid, SIGKILL);
+        const auto killed_after = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
         int status = 0;
         waitpid(pid, &status, 0);
-        EXPECT_TRUE(WIFSIGNALED(status)) << "run " << run << " exited by itself: "
-                                         << read_text(log);
+        EXPECT_TRUE(WIFSIGNALED(status))
+            << "run " << run << " exited by itself: " << read_text(log);
         const Leaks leaks = leaked(prog_base, link_base, names);
-        EXPECT_TRUE(leaks.empty()) << "run " << run << ": " << leaks.programs.size()
-                                   << " programs and " << leaks.links.size()
-                                   << " links left after SIGKILL";
+        EXPECT_TRUE(leaks.empty())
+            << "run " << run << ": " << leaks.programs.size() << " programs and "
+            << leaks.links.size() << " links left after SIGKILL";
 
         const std::string restart_log = dir + "/restart" + std::to_string(run) + ".log";
         const pid_t restart = launch(port, restart_log);
@@ -236,10 +261,11 @@ TEST(Faults, SigkillDuringStartupLeavesNothingAttachedAndRestartIsReady) {
         waitpid(restart, &status, 0);
         EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << read_text(restart_log);
         if (ready) slowest_restart = std::max(slowest_restart, *ready);
-        std::printf("| %d | %lld | %s | %zu programs, %zu links | %lld |\n", run + 1,
-                    static_cast<long long>(delay.count()), phase_of(read_text(log)).c_str(),
-                    leaks.programs.size(), leaks.links.size(),
-                    ready ? static_cast<long long>(ready->count()) : -1LL);
+        const bool was_ready = read_text(log).find("ready: every hook") != std::string::npos;
+        std::printf("| %d | %lld | %zu programs, %zu links%s | %zu programs, %zu links | %lld |\n",
+                    run + 1, static_cast<long long>(killed_after.count()), held.programs,
+                    held.links, was_ready ? ", ready" : "", leaks.programs.size(),
+                    leaks.links.size(), ready ? static_cast<long long>(ready->count()) : -1LL);
     }
     // A restart is a normal start: allow three times the reference start-up, at least 10 s.
     EXPECT_LE(slowest_restart, std::max(milliseconds(10000), 3 * startup));
@@ -250,8 +276,8 @@ TEST(Faults, SigkillDuringStartupLeavesNothingAttachedAndRestartIsReady) {
 // alone; on another port both run and both measure the same traffic.
 TEST(Faults, SecondInstanceOnTheSamePortFailsClearlyOnAnotherBothWork) {
     const int traffic_port = free_tcp_port();
-    const std::string config = "interval: 200ms\nfilters:\n  local_ports: [" +
-                               std::to_string(traffic_port) + "]\n";
+    const std::string config =
+        "interval: 200ms\nfilters:\n  local_ports: [" + std::to_string(traffic_port) + "]\n";
     Daemon first(config);
     ASSERT_TRUE(first.running()) << first.log();
     const std::set<std::string> names = program_names_of(first.pid());
@@ -262,8 +288,8 @@ TEST(Faults, SecondInstanceOnTheSamePortFailsClearlyOnAnotherBothWork) {
     const CommandResult same = run_command({netlatd_path(), "--listen", address});
     const auto failed_after = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
     EXPECT_EQ(same.exit_code, 1);
-    EXPECT_EQ(same.err, "netlatd: cannot serve /metrics on " + address +
-                            ": Address already in use\n");
+    EXPECT_EQ(same.err,
+              "netlatd: cannot serve /metrics on " + address + ": Address already in use\n");
     EXPECT_TRUE(leaked(prog_base, link_base, names).empty());
     std::printf("second instance on the same port: exit %d after %lld ms: %s", same.exit_code,
                 static_cast<long long>(failed_after.count()), same.err.c_str());
@@ -272,16 +298,18 @@ TEST(Faults, SecondInstanceOnTheSamePortFailsClearlyOnAnotherBothWork) {
     ASSERT_TRUE(second.running()) << second.log();
     EXPECT_NE(second.port(), first.port());
     constexpr int kMessages = 300;
-    run_request_response({true, false, kMessages, 64, traffic_port, std::chrono::microseconds(200)});
+    run_request_response(
+        {true, false, kMessages, 64, traffic_port, std::chrono::microseconds(200)});
     std::this_thread::sleep_for(milliseconds(700));
     for (Daemon* daemon : {&first, &second}) {
         const auto samples = parse_metrics(daemon->scrape());
         for (const char* segment : {"network_to_transport", "total"}) {
-            const double count = metric_value(
-                samples, "netlatd_stack_latency_seconds_count",
-                {{"direction", "rx"}, {"segment", segment}, {"protocol", "tcp"}});
+            const double count =
+                metric_value(samples, "netlatd_stack_latency_seconds_count",
+                             {{"direction", "rx"}, {"segment", segment}, {"protocol", "tcp"}});
             EXPECT_GE(count, 0.98 * kMessages) << "port " << daemon->port() << " rx " << segment;
-            EXPECT_LE(count, 1.02 * kMessages + 4) << "port " << daemon->port() << " rx " << segment;
+            EXPECT_LE(count, 1.02 * kMessages + 4)
+                << "port " << daemon->port() << " rx " << segment;
             std::printf("instance on port %d: rx %s tcp samples %.0f (sent %d)\n", daemon->port(),
                         segment, count, kMessages);
         }
@@ -336,8 +364,9 @@ TEST(Faults, FullMapsCountEvictionsAndKeepWorking) {
             {"direction", direction}, {"segment", "total"}, {"protocol", "tcp"}};
         const double added = sum_of(after, "netlatd_stack_latency_seconds_count", tcp_total) -
                              sum_of(full, "netlatd_stack_latency_seconds_count", tcp_total);
-        EXPECT_GE(added, 0.9 * 200) << direction << " tcp total after the overload";
-        std::printf("%s total tcp samples of 200 messages after it: %.0f\n", direction, added);
+        EXPECT_GE(added, 0.9 * 400) << direction << " tcp total after the overload";
+        std::printf("%s total tcp samples after it (200 requests and 200 replies): %.0f\n",
+                    direction, added);
     }
     EXPECT_EQ(http_request("127.0.0.1", d.port(), "/healthz")->status, 200);
     EXPECT_EQ(d.stop(), 0) << d.log();
@@ -362,9 +391,9 @@ long hooked_namespaces(const std::string& log) {
            static_cast<long>(occurrences(log, "netfilter hooks are released"));
 }
 
-// 100 network namespaces created and removed in quick succession (10 at a time, each batch
-// removed 300 ms = 3 discovery intervals after it was made): netlatd hooks and releases them, and
-// its fds and memory end where they started.
+// 100 network namespaces created and removed in quick succession, 10 at a time: every other batch
+// is removed 300 ms (3 discovery intervals) after it was made, the others at once, racing with
+// discovery. netlatd hooks and releases them, and its fds and memory end where they started.
 TEST(Faults, NetnsChurnLeavesFdsAndMemoryStable) {
     Daemon d("interval: 100ms\n");
     ASSERT_TRUE(d.running()) << d.log();
@@ -381,7 +410,7 @@ TEST(Faults, NetnsChurnLeavesFdsAndMemoryStable) {
             for (int i = 0; i < 10; ++i)
                 namespaces.push_back(prefix + std::to_string(batch) + "-" + std::to_string(i));
             ip_batch("add", namespaces);
-            std::this_thread::sleep_for(milliseconds(300));
+            if (batch % 2 == 0) std::this_thread::sleep_for(milliseconds(300));
             ip_batch("del", namespaces);
         }
     };
@@ -402,7 +431,7 @@ TEST(Faults, NetnsChurnLeavesFdsAndMemoryStable) {
     const auto [after, hooked_after] = settle();
     const size_t hooked = occurrences(d.log(), "netfilter stages hooked") - hooked_lines_before;
 
-    EXPECT_GE(hooked, 90u) << "namespaces hooked while they existed:\n" << d.log();
+    EXPECT_GE(hooked, 45u) << "namespaces hooked while they existed:\n" << d.log();
     const long links_per_namespace = static_cast<long>(netfilter_stages);
     EXPECT_EQ(static_cast<long>(after.links) - links_per_namespace * hooked_after,
               static_cast<long>(before.links) - links_per_namespace * hooked_before)

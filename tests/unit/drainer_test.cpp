@@ -313,9 +313,9 @@ TEST(Drainer, FamilySeriesBeyondTheCapGoToOther) {
     EXPECT_EQ(value(samples, count, with(kTxTotalTcp, "family", "ipv4")), 2.0);
     EXPECT_EQ(value(samples, count, with(kTxTotalTcp, "family", "ipv6")), std::nullopt);
     EXPECT_EQ(value(samples, count, with(kTxTotalTcp, "family", "other")), 5.0);
-    EXPECT_EQ(value(samples, count,
-                    {{"segment", "total"}, {"protocol", "udp"}, {"family", "other"}}),
-              3.0);
+    EXPECT_EQ(
+        value(samples, count, {{"segment", "total"}, {"protocol", "udp"}, {"family", "other"}}),
+        3.0);
     EXPECT_EQ(value(samples, "netlatd_series_overflow_total", {}), 8.0);
     EXPECT_EQ(count_series(samples, count), 3u);
 }
