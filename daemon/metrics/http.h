@@ -19,9 +19,9 @@ class MetricsServer {
   public:
     // listen is "HOST:PORT" with a numeric host, "[v6]:PORT" for IPv6 ("0.0.0.0:9810",
     // "[::1]:9810"; IPv6 needs a civetweb built with it, which Debian 12's is not). Serves the
-    // registry on /metrics and the readiness below on /healthz. Throws std::runtime_error("cannot
-    // serve /metrics on HOST:PORT: <reason>"), e.g. "Address already in use": the address is
-    // probe-bound first because civetweb only reports that binding failed.
+    // registry on /metrics and the readiness below on /healthz. Throws std::runtime_error("cannot serve /metrics
+    // on HOST:PORT: <reason>"), e.g. "Address already in use": the address is probe-bound first
+    // because civetweb only reports that binding failed.
     MetricsServer(const std::string& listen, std::shared_ptr<prometheus::Collectable> registry);
     ~MetricsServer();
     MetricsServer(const MetricsServer&) = delete;
