@@ -1,6 +1,7 @@
-// Faults: SIGKILL at random moments of start-up and attach, a second instance beside the first,
-// correlation maps too small for the traffic, and network namespaces created and removed in quick
-// succession while netlatd runs. Figures are printed for docs/RELIABILITY.md.
+// Faults and limits: SIGKILL at random moments of start-up and attach, a second instance beside the
+// first, correlation maps too small for the traffic, network namespaces created and removed in
+// quick succession while netlatd runs, and the series cap of the optional labels. Figures are
+// printed for docs/RELIABILITY.md.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -369,6 +370,46 @@ TEST(Faults, FullMapsCountEvictionsAndKeepWorking) {
                     direction, added);
     }
     EXPECT_EQ(http_request("127.0.0.1", d.port(), "/healthz")->status, 200);
+    EXPECT_EQ(d.stop(), 0) << d.log();
+}
+
+// labels.max_series caps the optional labels: series beyond it fold into family="other", the
+// folded samples are counted, and no sample is lost.
+TEST(Cardinality, SeriesBeyondMaxSeriesFoldIntoOtherAndAreCounted) {
+    constexpr unsigned kMaxSeries = 4;
+    constexpr int kMessages = 200;
+    const int port = free_tcp_port();
+    Daemon d("interval: 200ms\nlabels: {family: true, max_series: " + std::to_string(kMaxSeries) +
+             "}\nfilters:\n  local_ports: [" + std::to_string(port) + "]\n");
+    ASSERT_TRUE(d.running()) << d.log();
+    for (bool tcp : {true, false})
+        for (bool ipv6 : {false, true})
+            run_request_response({tcp, ipv6, kMessages, 64, port, std::chrono::microseconds(200)});
+    std::this_thread::sleep_for(milliseconds(700));
+    const auto samples = parse_metrics(d.scrape());
+
+    std::set<std::string> labelled, other;
+    for (const Sample& s : samples) {
+        if (s.name != "netlatd_stack_latency_seconds_count") continue;
+        const std::string series =
+            s.labels.at("direction") + "/" + s.labels.at("segment") + "/" + s.labels.at("protocol");
+        (s.labels.at("family") == "other" ? other : labelled)
+            .insert(series + "/" + s.labels.at("family"));
+    }
+    EXPECT_EQ(labelled.size(), kMaxSeries);
+    EXPECT_FALSE(other.empty());
+    const double folded = sum_of(samples, "netlatd_series_overflow_total");
+    EXPECT_GT(folded, 0);
+    for (const char* protocol : {"tcp", "udp"}) {
+        const double total =
+            sum_of(samples, "netlatd_stack_latency_seconds_count",
+                   {{"direction", "rx"}, {"segment", "total"}, {"protocol", protocol}});
+        EXPECT_GE(total, 0.98 * 2 * kMessages) << protocol << ": samples lost by folding";
+    }
+    std::printf(
+        "max_series %u: %zu series with a family, %zu with family=\"other\", %.0f samples "
+        "folded\n",
+        kMaxSeries, labelled.size(), other.size(), folded);
     EXPECT_EQ(d.stop(), 0) << d.log();
 }
 
