@@ -61,16 +61,14 @@
  * Why a segment's end saw no matching start. X(enum name, label)
  * no_start:    the end stage found no entry of the start stage (not seen, filtered late, or evicted)
  * stale:       the entry was older than the staleness bound (a reused key or a lost packet)
- * ring_full:   a per-socket ring of pending sends/receives was full and the oldest was overwritten
  * retransmit:  a TCP retransmission: kept out of first-transmission latency
- * coalesced:   more calls ended in one skb than an skb entry can carry
+ * coalesced:   more calls ended in one skb than an skb entry can carry (or one's skb was missed)
  * dropped:     the packet was freed (kfree_skb) before reaching the end stage
  * partial:     a TCP read ended inside a segment: the rest is joined when it is read
  */
 #define NETLAT_UNMATCHED_REASONS(X) \
     X(NO_START, no_start)           \
     X(STALE, stale)                 \
-    X(RING_FULL, ring_full)         \
     X(RETRANSMIT, retransmit)       \
     X(COALESCED, coalesced)         \
     X(DROPPED, dropped)
@@ -82,7 +80,7 @@
     X(TX_RING, tx_ring)         \
     X(RX_SKB, rx_skb)           \
     X(RX_RING, rx_ring)         \
-    X(RX_DGRAM, rx_dgram)       \
+    X(PENDING, pending)         \
     X(HIST, hist)
 
 #define NETLAT_ENUM_DIR(name, label) NETLAT_DIR_##name,
@@ -176,6 +174,14 @@ struct netlat_hist_key {
     __u32 netns; /* network namespace inode, or 0 */
 };
 
+/* Series without the netns label live in a per-CPU array, one slot per (segment, protocol,
+ * family); the netns-labelled ones in a per-CPU hash keyed by struct netlat_hist_key. */
+#define NETLAT_FLAT_SERIES ((int)NETLAT_SEG_COUNT * (int)NETLAT_PROTO_COUNT * (int)NETLAT_FAMILY_COUNT)
+static inline __u32 netlat_series_index(unsigned int segment, unsigned int protocol, unsigned int family)
+{
+    return (segment * NETLAT_PROTO_COUNT + protocol) * NETLAT_FAMILY_COUNT + family;
+}
+
 /*
  * Histogram value, per CPU. Slot counters are 32-bit and wrap: readers take differences modulo 2^32
  * between drains, which is exact while fewer than 2^32 samples land in one slot on one CPU between
@@ -194,5 +200,6 @@ struct netlat_hist {
 #define NETLAT_MAX_PORTS 16
 #define NETLAT_MAX_NETNS 16
 #define NETLAT_SEND_SYSCALLS 5 /* sendto, sendmsg, sendmmsg, write, writev */
+#define NETLAT_SYSCALL_SENDMMSG 2 /* its index in that list */
 
 #endif /* NETLAT_H */

@@ -134,7 +134,7 @@ int run(const netlatd::Config& config, const netlatd::CliOptions& options) {
     context.stages = probes->stage_info();
     metrics.set_stage_info(context.stages);
     MapFds fds = probes->map_fds();
-    BpfMapReader reader(fds.hist, fds.counters, fds.entries);
+    BpfMapReader reader(fds.hist, fds.hist_flat, fds.counters, fds.entries);
     Drainer drainer(reader, metrics, probes->programs());
     drainer.feed(store.get());
     if (server) {

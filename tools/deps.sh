@@ -10,6 +10,7 @@ DEPS=(
     # tests
     googletest libgtest-dev iproute2 iptables libnetfilter-queue-dev curl procps python3 prometheus
     iperf3  # tools/bench/soak.sh (the soak_60s test)
+    ethtool liburing-dev  # tests/paths: offloads (GRO, TSO, GSO) and io_uring send/recv
     qemu-system-x86 busybox-static cpio kmod  # tests/vm: TCG guest with the Debian cloud kernel
     podman runc systemd util-linux unzip nodejs python3-kubernetes python3-yaml  # packaging/e2e tiers
     chromium  # tests/integration/views_test: the page at / in a headless browser

@@ -66,7 +66,7 @@ BpfMapError::BpfMapError(std::string map, std::string operation, int error,
       operation_(std::move(operation)),
       error_(error) {}
 
-BpfMapReader::BpfMapReader(int hist_fd, int counters_fd,
+BpfMapReader::BpfMapReader(int hist_fd, int hist_flat_fd, int counters_fd,
                            std::array<int, NETLAT_MAP_COUNT> entry_count_fds) {
     const int ncpus = libbpf_num_possible_cpus();
     if (ncpus <= 0) throw BpfMapError("hist", "count possible CPUs", -ncpus);
@@ -82,6 +82,17 @@ BpfMapReader::BpfMapReader(int hist_fd, int counters_fd,
     expect(hist, hist.info.value_size == sizeof(netlat_hist),
            sizes("value size", hist.info.value_size, sizeof(netlat_hist)));
     hist_ = {hist_fd, hist.name, hist.info.key_size, hist.info.max_entries};
+
+    if (hist_flat_fd >= 0) {
+        const MapInfo flat = map_info(hist_flat_fd, "hist_flat");
+        expect(flat, flat.info.type == BPF_MAP_TYPE_PERCPU_ARRAY,
+               "type " + std::to_string(flat.info.type) + " is not a per-CPU array");
+        expect(flat, flat.info.value_size == sizeof(netlat_hist),
+               sizes("value size", flat.info.value_size, sizeof(netlat_hist)));
+        expect(flat, flat.info.max_entries >= NETLAT_FLAT_SERIES,
+               sizes("max entries", flat.info.max_entries, NETLAT_FLAT_SERIES));
+        hist_flat_ = {hist_flat_fd, flat.name, flat.info.key_size, flat.info.max_entries};
+    }
 
     const MapInfo counters = map_info(counters_fd, "counters");
     expect(counters, counters.info.type == BPF_MAP_TYPE_PERCPU_ARRAY,
@@ -112,7 +123,6 @@ HistSnapshot BpfMapReader::read_histograms() {
     // A key deleted (LRU eviction) between two get_next_key calls makes the kernel restart from the
     // first key: skip keys already read, and bound the walk.
     std::unordered_set<uint64_t> seen;
-    const size_t stride = round_up8(sizeof(netlat_hist));
     const uint64_t max_steps = 2 * static_cast<uint64_t>(hist_.max_entries) + 2;
     netlat_hist_key key{}, next{};
     bool first = true;
@@ -129,20 +139,37 @@ HistSnapshot BpfMapReader::read_histograms() {
         err = bpf_map_lookup_elem(hist_.fd, &key, percpu_buffer_.data());
         if (err == -ENOENT) continue;  // deleted since get_next_key
         if (err != 0) throw BpfMapError(hist_.name, "lookup", -err);
-
-        HistTotals totals;
-        netlat_hist cpu_value;
-        for (unsigned cpu = 0; cpu < ncpus_; ++cpu) {
-            std::memcpy(&cpu_value, percpu_buffer_.data() + cpu * stride, sizeof(cpu_value));
-            totals.count += cpu_value.count;
-            totals.sum_ns += cpu_value.sum_ns;
-            for (unsigned slot = 0; slot < NETLAT_SLOTS; ++slot) {
-                totals.slots[slot] += cpu_value.slots[slot];  // modulo 2^32
-            }
-        }
-        snapshot.emplace_back(key, totals);
+        add_series(key, snapshot);
+    }
+    if (hist_flat_.fd < 0) return snapshot;
+    for (uint32_t index = 0; index < static_cast<uint32_t>(NETLAT_FLAT_SERIES); ++index) {
+        const int err = bpf_map_lookup_elem(hist_flat_.fd, &index, percpu_buffer_.data());
+        if (err != 0) throw BpfMapError(hist_flat_.name, "lookup", -err);
+        netlat_hist_key flat{};
+        constexpr uint32_t protocols = NETLAT_PROTO_COUNT, families = NETLAT_FAMILY_COUNT;
+        flat.segment = static_cast<uint8_t>(index / (protocols * families));
+        flat.protocol = static_cast<uint8_t>(index / families % protocols);
+        flat.family = static_cast<uint8_t>(index % families);
+        add_series(flat, snapshot);
     }
     return snapshot;
+}
+
+bool BpfMapReader::add_series(const netlat_hist_key& key, HistSnapshot& snapshot) {
+    const size_t stride = round_up8(sizeof(netlat_hist));
+    HistTotals totals;
+    netlat_hist cpu_value;
+    for (unsigned cpu = 0; cpu < ncpus_; ++cpu) {
+        std::memcpy(&cpu_value, percpu_buffer_.data() + cpu * stride, sizeof(cpu_value));
+        totals.count += cpu_value.count;
+        totals.sum_ns += cpu_value.sum_ns;
+        for (unsigned slot = 0; slot < NETLAT_SLOTS; ++slot) {
+            totals.slots[slot] += cpu_value.slots[slot];  // modulo 2^32
+        }
+    }
+    if (totals.count == 0) return false;
+    snapshot.emplace_back(key, totals);
+    return true;
 }
 
 std::vector<uint64_t> BpfMapReader::read_counters() {

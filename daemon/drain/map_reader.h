@@ -54,6 +54,9 @@ class BpfMapError : public std::runtime_error {
 // the reader). The constructor checks each map's type, key and value size against netlat.h and
 // throws BpfMapError on a mismatch.
 //   hist_fd:     BPF_MAP_TYPE_(LRU_)PERCPU_HASH, key netlat_hist_key, value netlat_hist
+//   hist_flat_fd: BPF_MAP_TYPE_PERCPU_ARRAY of netlat_hist, NETLAT_FLAT_SERIES entries indexed by
+//                netlat_series_index (the series without netns), or -1; a series appears in the
+//                snapshot once it has a sample
 //   counters_fd: BPF_MAP_TYPE_PERCPU_ARRAY of u64 with at least NETLAT_CTR_COUNT entries
 //   entry_count_fds: per enum netlat_map_id, the map whose live entries are counted (any map type
 //                    with keys; -1 = not loaded, counted as 0). The HIST entry may be hist_fd.
@@ -61,7 +64,8 @@ class BpfMapError : public std::runtime_error {
 // errors throw BpfMapError.
 class BpfMapReader : public MapReader {
   public:
-    BpfMapReader(int hist_fd, int counters_fd, std::array<int, NETLAT_MAP_COUNT> entry_count_fds);
+    BpfMapReader(int hist_fd, int hist_flat_fd, int counters_fd,
+                 std::array<int, NETLAT_MAP_COUNT> entry_count_fds);
 
     HistSnapshot read_histograms() override;
     std::vector<uint64_t> read_counters() override;
@@ -76,7 +80,10 @@ class BpfMapReader : public MapReader {
 
     uint64_t count_entries(const MapRef& map);
 
-    MapRef hist_, counters_;
+    // Adds one series' value summed over CPUs to the snapshot; false if the series has no sample.
+    bool add_series(const netlat_hist_key& key, HistSnapshot& snapshot);
+
+    MapRef hist_, hist_flat_, counters_;
     std::array<MapRef, NETLAT_MAP_COUNT> entry_maps_;
     unsigned ncpus_;
     std::vector<uint8_t> percpu_buffer_;  // one lookup's value: 8-byte-rounded value size * ncpus

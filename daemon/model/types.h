@@ -23,7 +23,7 @@ struct ProgramRef {
 
 // The maps the drain reads.
 struct MapFds {
-    int hist = -1, counters = -1;
+    int hist = -1, hist_flat = -1, counters = -1;
     std::array<int, NETLAT_MAP_COUNT> entries{};  // per netlat_map_id, for live-entry counts
 };
 

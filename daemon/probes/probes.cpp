@@ -218,7 +218,8 @@ void Probes::choose(const Config& config, const KernelFeatures& kernel) {
         StageChoice choice{stage.stage, nullptr, {}, {}};
         std::vector<std::string> tried;  // why each candidate tried is unusable
         for (const HookCandidate& c : stage.candidates) {
-            if (!allowed(c.kind)) continue;
+            if (!allowed(c.kind) && !(stage.tracepoint_in_every_mode && c.kind == HookKind::TpBtf))
+                continue;
             std::vector<const HookProgram*> have;
             bool complete = true;
             for (const HookProgram& p : c.programs) {
@@ -247,6 +248,10 @@ void Probes::configure(const Config& config) {
     auto* ro = skel_->rodata;
     ro->cfg_sample_every = config.sampling;
     ro->cfg_netns_label = config.labels.netns ? 1 : 0;
+    __u32 hooked = 0;
+    for (const StageChoice& c : choices_)
+        if (c.candidate) hooked |= 1u << c.stage;
+    ro->cfg_hooked_stages = hooked;
     ro->cfg_stale_ns = static_cast<__u64>(config.maps.stale_after.count());
     const auto& f = config.filters;
     ro->cfg_n_local_ports = static_cast<__u32>(f.local_ports.size());
@@ -260,6 +265,7 @@ void Probes::configure(const Config& config) {
         std::strncpy(const_cast<char*>(ro->cfg_ifaces[i]), f.interfaces[i].c_str(),
                      NETLAT_IFNAMSIZ - 1);
     const long send_syscalls[] = {SYS_sendto, SYS_sendmsg, SYS_sendmmsg, SYS_write, SYS_writev};
+    static_assert(NETLAT_SYSCALL_SENDMMSG == 2);  // send_syscalls[2]
     static_assert(std::size(send_syscalls) == NETLAT_SEND_SYSCALLS);
     for (size_t i = 0; i < std::size(send_syscalls); i++) ro->cfg_send_syscalls[i] = send_syscalls[i];
     ro->cfg_n_netns = static_cast<__u32>(f.netns.size());
@@ -273,16 +279,23 @@ void Probes::configure(const Config& config) {
     };
     size(skel_->maps.tx_skb, config.maps.skb_entries);
     size(skel_->maps.rx_skb, config.maps.skb_entries);
-    size(skel_->maps.rx_dgram, config.maps.skb_entries);
+    size(skel_->maps.pending, config.maps.skb_entries);
     size(skel_->maps.tx_thread, config.maps.thread_entries);
     size(skel_->maps.tx_ring, config.maps.socket_entries);
     size(skel_->maps.rx_ring, config.maps.socket_entries);
-    size(skel_->maps.hist, std::max(64u, config.labels.max_series * 2));
+    // netns-labelled series only; without the label every series is in hist_flat.
+    size(skel_->maps.hist, config.labels.netns ? std::max(64u, config.labels.max_series * 2) : 1);
 
     // Only the chosen entry points load.
     std::set<std::string> wanted;
-    for (const StageChoice& c : choices_)
+    bool kprobes = false;
+    for (const StageChoice& c : choices_) {
         for (const HookProgram* p : c.programs) wanted.insert(p->program);
+        kprobes |= c.candidate && c.candidate->kind == HookKind::Kprobe;
+    }
+    // Kprobe programs get a preallocated hist (kernels before 6.1 warn about run-time allocation
+    // there, PREEMPT_RT kernels refuse it); its memory is then entries x CPUs x one histogram.
+    if (kprobes) bpf_map__set_map_flags(skel_->maps.hist, 0);
     for (const HookProgram& p : support_programs()) wanted.insert(p.program);
     for (const std::string& name : wanted)
         if (!bpf_object__find_program_by_name(skel_->obj, name.c_str()))
@@ -451,13 +464,14 @@ std::vector<ProgramRef> Probes::programs() const {
 MapFds Probes::map_fds() const {
     MapFds fds;
     fds.hist = bpf_map__fd(skel_->maps.hist);
+    fds.hist_flat = bpf_map__fd(skel_->maps.hist_flat);
     fds.counters = bpf_map__fd(skel_->maps.counters);
     fds.entries[NETLAT_MAP_TX_THREAD] = bpf_map__fd(skel_->maps.tx_thread);
     fds.entries[NETLAT_MAP_TX_SKB] = bpf_map__fd(skel_->maps.tx_skb);
     fds.entries[NETLAT_MAP_TX_RING] = bpf_map__fd(skel_->maps.tx_ring);
     fds.entries[NETLAT_MAP_RX_SKB] = bpf_map__fd(skel_->maps.rx_skb);
     fds.entries[NETLAT_MAP_RX_RING] = bpf_map__fd(skel_->maps.rx_ring);
-    fds.entries[NETLAT_MAP_RX_DGRAM] = bpf_map__fd(skel_->maps.rx_dgram);
+    fds.entries[NETLAT_MAP_PENDING] = bpf_map__fd(skel_->maps.pending);
     fds.entries[NETLAT_MAP_HIST] = bpf_map__fd(skel_->maps.hist);
     return fds;
 }

@@ -91,18 +91,28 @@ const std::vector<StageHooks>& stage_table() {
                      functions("tcp+udp", {"__dev_queue_xmit"}) + tp_btf("tcp+udp", {"net_dev_queue"})});
         t.push_back({NETLAT_STAGE_TX_DRIVER, functions("tcp+udp", {"dev_hard_start_xmit"}) +
                                                  tp_btf("tcp+udp", {"net_dev_start_xmit"})});
-        // Loopback and veth hand packets over with __netif_rx; NICs with napi_gro_receive or
-        // netif_receive_skb; plain netif_rx is the old entry of the others.
+        // Receive from drivers and devices: the net:* tracepoints in every mode. The functions
+        // miss paths: since 6.15 napi_gro_receive is an inline wrapper of gro_receive_skb; GRO's
+        // output goes gro_normal_list -> __netif_receive_skb_list_core, past
+        // __netif_receive_skb; napi_gro_frags drivers (gve, mlx4, sfc) call neither. The
+        // function hooks stay as the fallback of kernels built without these tracepoints.
+        // Loopback and veth hand packets over with __netif_rx; NICs with napi_gro_receive,
+        // napi_gro_frags or netif_receive_skb(_list); plain netif_rx is the old entry of the others.
         t.push_back({NETLAT_STAGE_RX_DRIVER,
-                     functions("tcp+udp",
-                               {"__netif_rx", "netif_rx", "napi_gro_receive", "netif_receive_skb"},
-                               true) +
-                         tp_btf("tcp+udp",
-                                {"netif_rx", "napi_gro_receive_entry", "netif_receive_skb_entry",
-                                 "netif_receive_skb_list_entry"},
-                                true)});
-        t.push_back({NETLAT_STAGE_RX_DEVICE, functions("tcp+udp", {"__netif_receive_skb"}) +
-                                                 tp_btf("tcp+udp", {"netif_receive_skb"})});
+                     std::vector<HookCandidate>{tp_btf("tcp+udp",
+                                                       {"netif_rx", "napi_gro_receive_entry",
+                                                        "napi_gro_frags_entry",
+                                                        "netif_receive_skb_entry",
+                                                        "netif_receive_skb_list_entry"},
+                                                       true)} +
+                         functions("tcp+udp",
+                                   {"__netif_rx", "netif_rx", "napi_gro_receive", "netif_receive_skb"},
+                                   true),
+                     true});
+        t.push_back({NETLAT_STAGE_RX_DEVICE,
+                     std::vector<HookCandidate>{tp_btf("tcp+udp", {"netif_receive_skb"})} +
+                         functions("tcp+udp", {"__netif_receive_skb"}),
+                     true});
         t.push_back({NETLAT_STAGE_RX_NETWORK,
                      functions("tcp+udp", {"ip_rcv", "ipv6_rcv"}) +
                          netfilter("nf_rx_network", NF_INET_PRE_ROUTING, kFirstPriority)});

@@ -45,6 +45,9 @@ struct HookCandidate {
 struct StageHooks {
     netlat_stage stage;
     std::vector<HookCandidate> candidates;  // in order of preference
+    // Its tracepoint candidate is taken in every probe mode (and listed first): the function
+    // hooks of the stage miss paths the tracepoints cover.
+    bool tracepoint_in_every_mode = false;
 };
 
 // The stage table. Candidates of several protocols may be chosen together (TCP and UDP transport).

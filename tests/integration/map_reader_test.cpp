@@ -71,9 +71,9 @@ TEST_F(BpfMapReaderTest, SumsHistogramsOverCpusModulo2To32) {
     ASSERT_EQ(
         bpf_map_update_elem(hist.fd, &other, std::vector<netlat_hist>(ncpus()).data(), BPF_ANY), 0);
 
-    BpfMapReader reader(hist.fd, counters.fd, no_entry_maps());
+    BpfMapReader reader(hist.fd, -1, counters.fd, no_entry_maps());
     const HistSnapshot snapshot = reader.read_histograms();
-    ASSERT_EQ(snapshot.size(), 2u);
+    ASSERT_EQ(snapshot.size(), 1u);  // `other` has no sample yet
     bool found = false;
     for (const auto& [read_key, totals] : snapshot) {
         if (std::memcmp(&read_key, &key, sizeof(key)) != 0) continue;
@@ -95,12 +95,43 @@ TEST_F(BpfMapReaderTest, SumsHistogramsOverCpusModulo2To32) {
     EXPECT_TRUE(found);
 }
 
+TEST_F(BpfMapReaderTest, ReadsSeriesWithoutNetnsFromTheFlatArrayByIndex) {
+    Fd flat{create_map(BPF_MAP_TYPE_PERCPU_ARRAY, "hist_flat", sizeof(uint32_t),
+                       sizeof(netlat_hist), NETLAT_FLAT_SERIES)};
+    const uint32_t index =
+        netlat_series_index(NETLAT_SEG_RX_QUEUED_TO_SOCKET, NETLAT_PROTO_UDP, NETLAT_FAMILY_IPV6);
+    std::vector<netlat_hist> values(ncpus());
+    for (unsigned cpu = 0; cpu < ncpus(); ++cpu) {
+        values[cpu].count = 1 + cpu;
+        values[cpu].sum_ns = 100;
+        values[cpu].slots[3] = 1 + cpu;
+    }
+    ASSERT_EQ(bpf_map_update_elem(flat.fd, &index, values.data(), BPF_ANY), 0);
+    netlat_hist_key hashed{};
+    hashed.segment = NETLAT_SEG_TX_TOTAL;
+    hashed.netns = 4026531840u;
+    values[0].count = 7;
+    ASSERT_EQ(bpf_map_update_elem(hist.fd, &hashed, values.data(), BPF_ANY), 0);
+
+    BpfMapReader reader(hist.fd, flat.fd, counters.fd, no_entry_maps());
+    const HistSnapshot snapshot = reader.read_histograms();
+    ASSERT_EQ(snapshot.size(), 2u);  // the one flat series with samples, and the hashed one
+    const auto& [key, totals] = snapshot.back();
+    EXPECT_EQ(key.segment, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
+    EXPECT_EQ(key.protocol, NETLAT_PROTO_UDP);
+    EXPECT_EQ(key.family, NETLAT_FAMILY_IPV6);
+    EXPECT_EQ(key.netns, 0u);
+    EXPECT_EQ(totals.count, ncpus() * (ncpus() + 1) / 2);
+    EXPECT_EQ(totals.slots[3], ncpus() * (ncpus() + 1) / 2);
+    EXPECT_EQ(totals.sum_ns, 100u * ncpus());
+}
+
 TEST_F(BpfMapReaderTest, SumsCountersOverCpus) {
     const uint32_t index = NETLAT_CTR_MAP_INSERT(NETLAT_MAP_RX_SKB);
     std::vector<uint64_t> per_cpu(ncpus());
     for (unsigned cpu = 0; cpu < ncpus(); ++cpu) per_cpu[cpu] = (uint64_t{1} << 40) + cpu;
     ASSERT_EQ(bpf_map_update_elem(counters.fd, &index, per_cpu.data(), BPF_ANY), 0);
-    BpfMapReader reader(hist.fd, counters.fd, no_entry_maps());
+    BpfMapReader reader(hist.fd, -1, counters.fd, no_entry_maps());
     const std::vector<uint64_t> values = reader.read_counters();
     ASSERT_EQ(values.size(), static_cast<size_t>(NETLAT_CTR_COUNT));
     uint64_t expected = 0;
@@ -119,7 +150,7 @@ TEST_F(BpfMapReaderTest, CountsLiveEntries) {
     fds[NETLAT_MAP_TX_SKB] = lru.fd;
     fds[NETLAT_MAP_RX_SKB] = empty.fd;
     fds[NETLAT_MAP_HIST] = hist.fd;
-    BpfMapReader reader(hist.fd, counters.fd, fds);
+    BpfMapReader reader(hist.fd, -1, counters.fd, fds);
     const std::vector<uint64_t> counts = reader.map_entry_counts();
     ASSERT_EQ(counts.size(), static_cast<size_t>(NETLAT_MAP_COUNT));
     EXPECT_EQ(counts[NETLAT_MAP_TX_SKB], 300u);
@@ -131,7 +162,7 @@ TEST_F(BpfMapReaderTest, CountsLiveEntries) {
 TEST_F(BpfMapReaderTest, RejectsAMapThatDoesNotMatchNetlatH) {
     Fd wrong{create_map(BPF_MAP_TYPE_PERCPU_HASH, "hist", sizeof(netlat_hist_key), 64, 8)};
     try {
-        BpfMapReader reader(wrong.fd, counters.fd, no_entry_maps());
+        BpfMapReader reader(wrong.fd, -1, counters.fd, no_entry_maps());
         FAIL() << "expected BpfMapError";
     } catch (const BpfMapError& error) {
         EXPECT_EQ(std::string(error.what()),
@@ -139,7 +170,7 @@ TEST_F(BpfMapReaderTest, RejectsAMapThatDoesNotMatchNetlatH) {
                       std::to_string(sizeof(netlat_hist)));
     }
     try {
-        BpfMapReader reader(hist.fd, 9999, no_entry_maps());
+        BpfMapReader reader(hist.fd, -1, 9999, no_entry_maps());
         FAIL() << "expected BpfMapError";
     } catch (const BpfMapError& error) {
         // The errno of a closed fd differs between kernels (EBADF, EBADFD).
@@ -160,7 +191,7 @@ TEST_F(BpfMapReaderTest, ReadsProgramRunStatistics) {
     Fd stats{bpf_enable_stats(BPF_STATS_RUN_TIME)};
     ASSERT_GE(stats.fd, 0) << std::strerror(-stats.fd);
 
-    BpfMapReader reader(hist.fd, counters.fd, no_entry_maps());
+    BpfMapReader reader(hist.fd, -1, counters.fd, no_entry_maps());
     const ProgramStats before = reader.program_stats("netlat_test", prog.fd);
     char packet[64] = {};
     LIBBPF_OPTS(bpf_test_run_opts, run, .data_in = packet, .data_size_in = sizeof(packet),

@@ -1,5 +1,6 @@
-// Two network namespaces joined by a veth pair, with names known in advance, for the filter and
-// namespace tests; and UDP request/response traffic between threads that enter them with setns().
+// Test topologies in network namespaces the test creates and always removes: two namespaces
+// joined by a veth pair, and on it a bridge or a router namespace; UDP request/response traffic
+// between threads that enter them with setns().
 #pragma once
 
 #include <arpa/inet.h>
@@ -21,38 +22,57 @@
 
 namespace netlatd::test {
 
+// Runs each command; the first that fails throws, naming the command and its error output.
+inline void run_steps(const std::vector<std::vector<std::string>>& steps) {
+    for (const auto& step : steps) {
+        auto r = run_command(step);
+        if (r.exit_code != 0) {
+            std::string cmd;
+            for (const auto& w : step) cmd += w + " ";
+            throw std::runtime_error(cmd + "failed: " + r.err);
+        }
+    }
+}
+
+// Moves the calling thread into the network namespace at `path` (a path under /run/netns; empty:
+// stays where it is).
+inline void enter_netns(const std::string& path) {
+    if (path.empty()) return;
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    bool ok = fd >= 0 && setns(fd, CLONE_NEWNET) == 0;
+    if (fd >= 0) close(fd);
+    if (!ok) throw std::runtime_error("setns " + path);
+}
+
 // ip netns nlt-<pid>-a (10.78.0.1/30 on veth nlt<pid>a) <-> nlt-<pid>-b (10.78.0.2/30 on
-// nlt<pid>b). The destructor deletes both namespaces (the veth pair goes with them), on failure
-// too.
+// nlt<pid>b); a `tag` goes after the pid, for a second pair, and `subnet` replaces 10.78.0. The
+// destructor deletes both namespaces (the veth pair goes with them), on failure too.
 class NetnsPair {
   public:
-    NetnsPair() {
-        const std::string id = std::to_string(getpid());
+    explicit NetnsPair(const std::string& tag = "", const std::string& subnet = "10.78.0")
+        : addr_a(subnet + ".1"), addr_b(subnet + ".2") {
+        const std::string id = std::to_string(getpid()) + tag;
         ns_a = "nlt-" + id + "-a";
         ns_b = "nlt-" + id + "-b";
         veth_a = "nlt" + id + "a";
         veth_b = "nlt" + id + "b";
         remove();  // leftovers of a killed run with the same pid
-        const std::vector<std::vector<std::string>> steps = {
-            {"ip", "netns", "add", ns_a},
-            {"ip", "netns", "add", ns_b},
-            {"ip", "link", "add", veth_a, "netns", ns_a, "type", "veth", "peer", "name", veth_b,
-             "netns", ns_b},
-            {"ip", "-n", ns_a, "addr", "add", addr_a + "/30", "dev", veth_a},
-            {"ip", "-n", ns_b, "addr", "add", addr_b + "/30", "dev", veth_b},
-            {"ip", "-n", ns_a, "link", "set", veth_a, "up"},
-            {"ip", "-n", ns_b, "link", "set", veth_b, "up"},
-            {"ip", "-n", ns_a, "link", "set", "lo", "up"},
-            {"ip", "-n", ns_b, "link", "set", "lo", "up"},
-        };
-        for (const auto& step : steps) {
-            auto r = run_command(step);
-            if (r.exit_code != 0) {
-                remove();
-                std::string cmd;
-                for (const auto& w : step) cmd += w + " ";
-                throw std::runtime_error(cmd + "failed: " + r.err);
-            }
+        try {
+            run_steps({
+                {"ip", "netns", "add", ns_a},
+                {"ip", "netns", "add", ns_b},
+                {"ip", "link", "add", veth_a, "netns", ns_a, "type", "veth", "peer", "name", veth_b,
+                 "netns", ns_b},
+                {"ip", "-n", ns_a, "addr", "add", addr_a + "/30", "dev", veth_a},
+                {"ip", "-n", ns_b, "addr", "add", addr_b + "/30", "dev", veth_b},
+                {"ip", "-n", ns_a, "link", "set", veth_a, "up"},
+                {"ip", "-n", ns_b, "link", "set", veth_b, "up"},
+                {"ip", "-n", ns_a, "link", "set", "lo", "up"},
+                {"ip", "-n", ns_b, "link", "set", "lo", "up"},
+            });
+        } catch (...) {
+            remove();
+            throw;
         }
     }
     ~NetnsPair() { remove(); }
@@ -72,7 +92,40 @@ class NetnsPair {
     }
 
     std::string ns_a, ns_b, veth_a, veth_b;
-    std::string addr_a = "10.78.0.1", addr_b = "10.78.0.2";
+    std::string addr_a, addr_b;
+};
+
+// A bridge in namespace A with A's veth as its port (host -> bridge -> veth -> pod namespace B):
+// A's address moves from the veth to the bridge br0.
+struct BridgedPair : NetnsPair {
+    BridgedPair() {
+        run_steps({{"ip", "-n", ns_a, "link", "add", "br0", "type", "bridge"},
+                   {"ip", "-n", ns_a, "addr", "del", addr_a + "/30", "dev", veth_a},
+                   {"ip", "-n", ns_a, "link", "set", veth_a, "master", "br0"},
+                   {"ip", "-n", ns_a, "addr", "add", addr_a + "/30", "dev", "br0"},
+                   {"ip", "-n", ns_a, "link", "set", "br0", "up"}});
+    }
+};
+
+// A -> router R (forwarding) -> B: `left` joins A (10.78.0.1) and R (10.78.0.2), `right` joins R
+// (10.78.1.1) and B (10.78.1.2); A and B route the other's subnet through R.
+struct RoutedPath {
+    NetnsPair left{"l", "10.78.0"}, right{"r", "10.78.1"};
+    const std::string& ns_a = left.ns_a;
+    const std::string& ns_b = right.ns_b;
+    const std::string& addr_a = left.addr_a;
+    const std::string& addr_b = right.addr_b;
+    RoutedPath() {
+        // The router is one namespace: right's A side moves into left's B side.
+        run_steps(
+            {{"ip", "-n", right.ns_a, "link", "set", right.veth_a, "netns", left.ns_b},
+             {"ip", "-n", left.ns_b, "addr", "add", right.addr_a + "/30", "dev", right.veth_a},
+             {"ip", "-n", left.ns_b, "link", "set", right.veth_a, "up"},
+             {"ip", "netns", "exec", left.ns_b, "sysctl", "-qw", "net.ipv4.ip_forward=1"},
+             {"ip", "-n", ns_a, "route", "add", "10.78.1.0/30", "via", left.addr_b},
+             {"ip", "-n", ns_b, "route", "add", "10.78.0.0/30", "via", right.addr_a}});
+    }
+    const std::string& ns_router() const { return left.ns_b; }
 };
 
 // `messages` UDP requests of 64 bytes from a client thread to a server thread that echoes each,
@@ -80,12 +133,7 @@ class NetnsPair {
 // /run/netns; empty: stays in the caller's). Returns the number of replies received.
 inline int udp_echo(const std::string& client_ns, const std::string& server_ns,
                     const std::string& server_addr, int port, int messages) {
-    auto enter = [](const std::string& ns) {
-        if (ns.empty()) return;
-        int fd = open(ns.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) throw std::runtime_error("setns " + ns);
-        close(fd);
-    };
+    const auto enter = enter_netns;
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(port));

@@ -19,14 +19,6 @@ namespace {
 
 constexpr int kMessages = 300;
 
-// Runs each `ip` command; the first that fails fails the test.
-void run_steps(const std::vector<std::vector<std::string>>& steps) {
-    for (const auto& step : steps) {
-        auto r = run_command(step);
-        ASSERT_EQ(r.exit_code, 0) << step[3] << " " << step[4] << " " << step[5] << ": " << r.err;
-    }
-}
-
 void add_vxlan(const std::string& ns, const std::string& underlay, const std::string& local,
                const std::string& remote, const std::string& overlay) {
     run_steps({{"ip", "-n", ns, "link", "add", "vx42", "type", "vxlan", "id", "42", "dstport",
@@ -59,21 +51,18 @@ void expect_each_send_timed_once(const NetnsPair& pair, const std::string& serve
 
 TEST(Stacked, MacvlanOnVethIsOneSendWithTheVethAsDriver) {
     NetnsPair pair;
-    ASSERT_NO_FATAL_FAILURE(
-        run_steps({{"ip", "-n", pair.ns_a, "link", "add", "mv0", "link", pair.veth_a, "type",
-                    "macvlan", "mode", "bridge"},
-                   {"ip", "-n", pair.ns_a, "addr", "add", "10.80.0.1/24", "dev", "mv0"},
-                   {"ip", "-n", pair.ns_a, "link", "set", "mv0", "up"},
-                   {"ip", "-n", pair.ns_b, "addr", "add", "10.80.0.2/24", "dev", pair.veth_b}}));
+    run_steps({{"ip", "-n", pair.ns_a, "link", "add", "mv0", "link", pair.veth_a, "type", "macvlan",
+                "mode", "bridge"},
+               {"ip", "-n", pair.ns_a, "addr", "add", "10.80.0.1/24", "dev", "mv0"},
+               {"ip", "-n", pair.ns_a, "link", "set", "mv0", "up"},
+               {"ip", "-n", pair.ns_b, "addr", "add", "10.80.0.2/24", "dev", pair.veth_b}});
     expect_each_send_timed_once(pair, "10.80.0.2");
 }
 
 TEST(Tunnel, VxlanOuterPacketIsNotASecondSend) {
     NetnsPair pair;
-    ASSERT_NO_FATAL_FAILURE(
-        add_vxlan(pair.ns_a, pair.veth_a, pair.addr_a, pair.addr_b, "10.79.0.1"));
-    ASSERT_NO_FATAL_FAILURE(
-        add_vxlan(pair.ns_b, pair.veth_b, pair.addr_b, pair.addr_a, "10.79.0.2"));
+    add_vxlan(pair.ns_a, pair.veth_a, pair.addr_a, pair.addr_b, "10.79.0.1");
+    add_vxlan(pair.ns_b, pair.veth_b, pair.addr_b, pair.addr_a, "10.79.0.2");
     expect_each_send_timed_once(pair, "10.79.0.2");
 }
 

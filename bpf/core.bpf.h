@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* core.bpf.h: configuration from the daemon, histograms, counters and the small helpers every stage uses. */
+#ifndef NETLAT_CORE_BPF_H
+#define NETLAT_CORE_BPF_H
+
+#define AF_INET 2
+#define AF_INET6 10
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define MSG_PEEK 2
+#define MSG_ERRQUEUE 0x2000
+#define NF_ACCEPT 1
+#define NF_INET_PRE_ROUTING 0
+#define NF_INET_LOCAL_IN 1
+#define NF_INET_POST_ROUTING 4
+
+/* ---- configuration, set by the daemon before load ---- */
+const volatile __u32 cfg_sample_every = 1; /* track 1 in N packets/calls */
+const volatile __u8 cfg_netns_label = 0;
+const volatile __u32 cfg_hooked_stages = ~0u; /* bit per enum netlat_stage that has a hook */
+const volatile __u64 cfg_stale_ns = 5000000000ULL;
+const volatile __u32 cfg_n_local_ports = 0;
+const volatile __u16 cfg_local_ports[NETLAT_MAX_PORTS] = {};
+const volatile __u32 cfg_n_remote_ports = 0;
+const volatile __u16 cfg_remote_ports[NETLAT_MAX_PORTS] = {};
+const volatile __u32 cfg_n_ifaces = 0;
+const volatile char cfg_ifaces[NETLAT_MAX_IFACES][NETLAT_IFNAMSIZ] = {};
+const volatile __u32 cfg_n_netns = 0;
+const volatile __u32 cfg_netns[NETLAT_MAX_NETNS] = {};
+/* sendto, sendmsg, sendmmsg, write, writev: filled by the daemon; -1 never matches */
+const volatile long cfg_send_syscalls[NETLAT_SEND_SYSCALLS] = {-1, -1, -1, -1, -1};
+
+/* ---- histograms and counters ----
+ * Per-CPU data is updated with plain increments, not atomic ones: no other CPU writes it. A program
+ * interrupted on its CPU by another that updates the same value (a softirq arriving inside a
+ * process-context program, between its load and its store) can lose that one increment: a rare
+ * undercount, bought for several atomic instructions per sample. */
+
+/* Series without the netns label: one slot per (segment, protocol, family), no hashing. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, NETLAT_FLAT_SERIES);
+    __type(key, __u32);
+    __type(value, struct netlat_hist);
+} hist_flat SEC(".maps");
+
+/* Series with the netns label (cfg_netns_label). The daemon sizes it from labels.max_series (1
+ * entry when the label is off) and preallocates it when kprobe programs are loaded: kernels before
+ * 6.1 warn about, and PREEMPT_RT kernels refuse, run-time allocated hash maps in kprobe programs. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __uint(max_entries, 2048);
+    __type(key, struct netlat_hist_key);
+    __type(value, struct netlat_hist);
+} hist SEC(".maps");
+
+/* A zeroed histogram to create new series from (too large for the BPF stack). */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct netlat_hist);
+} hist_zero SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, NETLAT_CTR_COUNT);
+    __type(key, __u32);
+    __type(value, __u64);
+} counters SEC(".maps");
+
+/* ---- small helpers ---- */
+
+static __always_inline void count(__u32 idx)
+{
+    __u64 *c = bpf_map_lookup_elem(&counters, &idx);
+    if (c) *c += 1;
+}
+
+/* Inserts or replaces an entry; only a new key counts as an insert, so the daemon's eviction
+ * estimate (inserts - deletes - live entries) is not inflated by keys written again. */
+static __always_inline void upsert_key(void *map, int map_id, const void *key, void *value)
+{
+    if (!bpf_map_update_elem(map, key, value, BPF_NOEXIST))
+        count(NETLAT_CTR_MAP_INSERT(map_id));
+    else
+        bpf_map_update_elem(map, key, value, BPF_EXIST);
+}
+
+static __always_inline void upsert(void *map, int map_id, __u64 key, void *value)
+{
+    upsert_key(map, map_id, &key, value);
+}
+
+static __always_inline void count_unmatched(int seg, int reason)
+{
+    count(NETLAT_CTR_UNMATCHED(seg, reason));
+}
+
+/* The histogram of a series (created on first use when the netns label is on). */
+static __always_inline struct netlat_hist *hist_of(int seg, __u8 proto, __u8 family, __u32 netns)
+{
+    if (!cfg_netns_label) {
+        __u32 i = netlat_series_index(seg, proto, family);
+        return bpf_map_lookup_elem(&hist_flat, &i);
+    }
+    struct netlat_hist_key key = {.segment = seg, .protocol = proto, .family = family, .netns = netns};
+    struct netlat_hist *h = bpf_map_lookup_elem(&hist, &key);
+    if (h) return h;
+    __u32 zero = 0;
+    struct netlat_hist *z = bpf_map_lookup_elem(&hist_zero, &zero);
+    if (!z) return 0;
+    bpf_map_update_elem(&hist, &key, z, BPF_NOEXIST);
+    return bpf_map_lookup_elem(&hist, &key);
+}
+
+static __always_inline void record(int seg, __u8 proto, __u8 family, __u32 netns, __u64 now, __u64 then)
+{
+    if (!then) { /* the packet's start stage did not run for it (e.g. a late start at rx device) */
+        count_unmatched(seg, NETLAT_UNMATCHED_NO_START);
+        return;
+    }
+    if (then > now) return;
+    __u64 delta = now - then;
+    struct netlat_hist *h = hist_of(seg, proto, family, netns);
+    if (!h) return;
+    /* 64-bit and behind a barrier: older verifiers (6.1) lose a bound checked on a 32-bit copy. */
+    __u64 slot = netlat_slot(delta);
+    barrier_var(slot);
+    if (slot >= NETLAT_SLOTS) return;
+    h->count += 1;
+    h->sum_ns += delta;
+    h->slots[slot] += 1;
+}
+
+/* The consecutive segment that ends at a stage (it spans any stage without a hook before it). */
+static __always_inline int segment_into(int stage)
+{
+    if (stage <= NETLAT_STAGE_TX_DRIVER)
+        return NETLAT_SEG_TX_SOCKET_TO_TRANSPORT + (stage - NETLAT_STAGE_TX_TRANSPORT);
+    return NETLAT_SEG_RX_DRIVER_TO_DEVICE + (stage - NETLAT_STAGE_RX_DEVICE);
+}
+
+static __always_inline int seq_before_eq(__u32 a, __u32 b) { return (__s32)(a - b) <= 0; }
+
+
+static __always_inline int sampled(void)
+{
+    return cfg_sample_every <= 1 || bpf_get_prandom_u32() % cfg_sample_every == 0;
+}
+
+
+#endif /* NETLAT_CORE_BPF_H */

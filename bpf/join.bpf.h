@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* join.bpf.h: correlation state shared by both directions: per-skb entries and per-socket rings. */
+#ifndef NETLAT_JOIN_BPF_H
+#define NETLAT_JOIN_BPF_H
+
+#include "core.bpf.h"
+#include "packet.bpf.h"
+
+/* ---- correlation state ---- */
+
+/* One skb between stages, keyed by its address. */
+#define TX_CALLS_PER_SKB 4
+struct skb_entry {
+    __u64 ts_first; /* rx: driver stage (0: the packet was first seen later); tx: unused */
+    __u64 ts_prev;  /* the last present stage */
+    union {
+        __u64 ts_socket[TX_CALLS_PER_SKB]; /* tx: socket stage of each call whose last byte rides here */
+        __u64 ts_stage[4];                 /* rx: driver, device, network, transport (0: not seen) */
+    };
+    __u32 netns;
+    __u8 proto;
+    __u8 family;
+    __u8 prev_stage;
+    __u8 n_calls;
+    __u8 untimed; /* a TCP retransmission: followed so later stages do not join it again, not timed */
+    __u8 pad;
+    __u16 lport; /* rx: the local port */
+    __u32 pad2;
+    __u64 sk; /* tx: the sending socket (software GSO gives it to the segments, not the original) */
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 16384);
+    __type(key, __u64);
+    __type(value, struct skb_entry);
+} tx_skb SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 16384);
+    __type(key, __u64);
+    __type(value, struct skb_entry);
+} rx_skb SEC(".maps");
+
+/*
+ * Per-socket state, for joins that skb addresses cannot make. Pending items get consecutive
+ * positions per socket and direction, and live in `pending` keyed by (socket inode, kind,
+ * position):
+ *  tx (TCP): send calls waiting for the segment that carries their last byte (their end sequence);
+ *  rx (TCP): received segments waiting to be queued and read (their end sequence);
+ *  rx (UDP): datagrams on the receive queue (rx.bpf.h says how reads find theirs).
+ * TCP joins walk from the oldest position while items end at or before the sequence that passes
+ * them, so any backlog (up to the size of `pending`) is measured whole, oldest first.
+ */
+struct sock_state {
+    __u64 owner;    /* the socket's inode: a socket reallocated at the same address starts afresh */
+    __u64 last_skb; /* UDP: the newest datagram given a position, and its last stage's time */
+    __u64 last_ts;  /* (0: untracked), which tell it from a later skb at the same address */
+    __u32 head;     /* positions given so far */
+    __u32 tail;     /* TCP: the oldest position not yet joined (tx: to a packet; rx: to a read) */
+    __u32 queued;   /* TCP rx: the oldest position not yet queued */
+    __u32 netns;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 8192);
+    __type(key, __u64); /* struct sock * */
+    __type(value, struct sock_state);
+} tx_ring SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 8192);
+    __type(key, __u64);
+    __type(value, struct sock_state);
+} rx_ring SEC(".maps");
+
+enum pending_kind { PENDING_RX_DGRAM, PENDING_RX_SEGMENT, PENDING_TX_CALL };
+struct pending_key {
+    __u64 owner; /* socket inode */
+    __u32 pos;
+    __u32 kind;
+};
+struct pending {
+    __u64 t0;  /* tx: socket stage; rx: driver stage */
+    __u64 t1;  /* tx: transport stage; rx: the last stage before the socket took it */
+    __u64 t2;  /* rx: queued stage */
+    __u32 end; /* TCP: end sequence */
+    __u32 netns;
+    __u8 family;
+    __u8 pad[7];
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 16384);
+    __type(key, struct pending_key);
+    __type(value, struct pending);
+} pending SEC(".maps");
+
+/* The state of a socket. State left by a closed socket whose memory now holds another socket is
+ * stale (its pending items belong to the old one): it is reset, and counted stale. */
+static __always_inline struct sock_state *sock_state_get(void *map, int map_id, const struct sock *sk,
+                                                         int create, int seg_stale)
+{
+    __u64 key = (__u64)sk, ino = sock_ino(sk);
+    struct sock_state *r = bpf_map_lookup_elem(map, &key);
+    if (r && r->owner == ino) return r;
+    if (r && !r->owner) { /* made before accept() gave the socket its file */
+        r->owner = ino;
+        return r;
+    }
+    if (!create) return 0;
+    if (r) count_unmatched(seg_stale, NETLAT_UNMATCHED_STALE);
+    struct sock_state fresh = {.owner = ino};
+    bpf_map_update_elem(map, &key, &fresh, r ? BPF_EXIST : BPF_NOEXIST);
+    if (!r) count(NETLAT_CTR_MAP_INSERT(map_id));
+    return bpf_map_lookup_elem(map, &key);
+}
+
+/* Appends a TCP item (single writer per socket and direction: the socket lock, or the softirq that
+ * owns the socket): the item is in the map before the head moves past it. */
+static __always_inline void pending_push(struct sock_state *r, int kind, struct pending *p)
+{
+    struct pending_key k = {.owner = r->owner, .pos = r->head, .kind = kind};
+    upsert_key(&pending, NETLAT_MAP_PENDING, &k, p);
+    r->head = k.pos + 1;
+}
+
+/* Takes an item out; 0 if another CPU took it first (or it was evicted). */
+static __always_inline int pending_take(struct pending_key *k)
+{
+    if (bpf_map_delete_elem(&pending, k)) return 0;
+    count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_PENDING));
+    return 1;
+}
+
+/* A walk over a socket's pending TCP items, oldest first (bpf_loop: verified once, any length). */
+#define PENDING_WALK_MAX 4096
+struct pending_walk {
+    struct pending_key k; /* owner, kind, and the position the walk is at */
+    __u32 head;
+    __u32 seq; /* the sequence the walk goes up to */
+    __u64 now;
+};
+
+/* Looks up an skb entry and checks it is fresh; counts stale ones. */
+static __always_inline struct skb_entry *skb_lookup(void *map, int map_id, __u64 key, int stage,
+                                                    __u64 now)
+{
+    struct skb_entry *e = bpf_map_lookup_elem(map, &key);
+    if (!e) return 0;
+    if (now - e->ts_prev > cfg_stale_ns) {
+        count_unmatched(segment_into(stage), NETLAT_UNMATCHED_STALE);
+        if (!bpf_map_delete_elem(map, &key))
+            count(NETLAT_CTR_MAP_DELETE(map_id));
+        return 0;
+    }
+    return e;
+}
+
+static __always_inline void skb_stage(struct skb_entry *e, int stage, __u64 now)
+{
+    if (!e->untimed) record(segment_into(stage), e->proto, e->family, e->netns, now, e->ts_prev);
+    e->ts_prev = now;
+    e->prev_stage = stage;
+    count(NETLAT_CTR_STAGE(stage));
+}
+
+/* device stage: __dev_queue_xmit, before the qdisc. */
+/*
+ * A sent skb that software GSO splits (validate_xmit_skb, between the device and driver stages:
+ * the device cannot segment it) is consumed, and its segments, new skbs that carry the same
+ * socket, go to the driver right after on the same CPU. Its entry waits here for the first of
+ * them: the driver stage of a segmented skb is its first segment's hand-off.
+ */
+struct tx_segmented {
+    __u64 sk;
+    __u64 ts; /* when the original was consumed */
+    struct skb_entry e;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct tx_segmented);
+} tx_gso SEC(".maps");
+#define TX_GSO_WAIT_NS 1000000 /* segments follow within microseconds; then the entry is dropped */
+
+/* The same on receive: a UDP socket that cannot take a GRO'd super-datagram whole splits it
+ * (udp_rcv_segment) and consumes it before queueing the datagrams, on the same CPU: they take its
+ * entry, as many as there are (matched by local port, within TX_GSO_WAIT_NS). */
+struct rx_segmented {
+    __u64 ts;
+    struct skb_entry e;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct rx_segmented);
+} rx_gso SEC(".maps");
+
+#endif /* NETLAT_JOIN_BPF_H */

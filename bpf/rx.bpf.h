@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* rx.bpf.h: the receive direction: driver -> device -> network -> transport -> queued -> socket. */
+#ifndef NETLAT_RX_BPF_H
+#define NETLAT_RX_BPF_H
+
+#include "join.bpf.h"
+
+/*
+ * UDP datagrams on a socket's receive queue are pending items by position (kind PENDING_RX_DGRAM).
+ * Datagrams get positions in queue order when the reader is woken (rx_queued_udp), tracked or not,
+ * so that the newest has position head - 1. A read that leaves n datagrams queued took position
+ * head - n - 1: the join depends only on the queue as it is, so a read or datagram netlatd did
+ * not see (queued before it started, peeked, dropped) cannot shift later pairs.
+ */
+
+/* ================= rx ================= */
+
+/* Starts following a received skb at `stage` (skb->data is at the IP header): at the driver stage,
+ * or at the device stage for a packet whose driver hand-off was not readable (napi_gro_frags: the
+ * headers are still in a page fragment then). Anything else at that address is forgotten: skbs
+ * are also freed through paths no hook sees (GRO merges, the NAPI skb cache), so an untracked
+ * packet (ARP, ICMP, filtered, sampled out) must not inherit a freed packet's entry. */
+static __always_inline void rx_start(const struct sk_buff *skb, int stage)
+{
+    __u64 key = (__u64)skb;
+    struct pkt p = {};
+    const struct net_device *dev = BPF_CORE_READ(skb, dev);
+    __u32 netns = netns_of_dev(dev);
+    /* UDP reads are joined by their position on the socket's queue, which every datagram takes:
+     * sampling applies to TCP, whose reads are joined by sequence. */
+    if (!parse_l3(skb, BPF_CORE_READ(skb, data), &p) || !flow_wanted(p.dst_port, p.src_port, netns) ||
+        !dev_wanted(dev) || (p.proto == NETLAT_PROTO_TCP && !sampled())) {
+        if (stage == NETLAT_STAGE_RX_DRIVER && !bpf_map_delete_elem(&rx_skb, &key))
+            count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_SKB));
+        return;
+    }
+    __u64 now = bpf_ktime_get_ns();
+    struct skb_entry e = {.ts_prev = now, .netns = netns, .proto = p.proto, .family = p.family,
+                          .prev_stage = stage};
+    e.ts_stage[stage - NETLAT_STAGE_RX_DRIVER] = now;
+    e.lport = p.dst_port;
+    if (stage == NETLAT_STAGE_RX_DRIVER) e.ts_first = now;
+    upsert(&rx_skb, NETLAT_MAP_RX_SKB, key, &e);
+    count(NETLAT_CTR_STAGE(stage));
+}
+
+static __always_inline void rx_driver(const struct sk_buff *skb) { rx_start(skb, NETLAT_STAGE_RX_DRIVER); }
+
+/* device, network and transport stages: the same skb moves on. Their segments are recorded when
+ * the packet is delivered to a local socket (rx_delivered): forwarded packets, which pass the
+ * same stages on their way out, stay out of the receive histograms. */
+static __always_inline void rx_skb_stage(const struct sk_buff *skb, int stage)
+{
+    __u64 now = bpf_ktime_get_ns();
+    struct skb_entry *e = skb_lookup(&rx_skb, NETLAT_MAP_RX_SKB, (__u64)skb, stage, now);
+    if (!e) {
+        if (stage == NETLAT_STAGE_RX_DEVICE) rx_start(skb, stage);
+        return;
+    }
+    if (e->prev_stage >= stage) return;
+    e->ts_stage[(stage - NETLAT_STAGE_RX_DRIVER) & 3] = now;
+    e->ts_prev = now;
+    e->prev_stage = stage;
+    count(NETLAT_CTR_STAGE(stage));
+}
+
+/* The per-layer segments of a packet a local socket takes (TCP: tcp_probe / tcp_rcv_established;
+ * UDP: its reader is woken). A segment is recorded when its start stage ran for this packet or had
+ * no hook at all (then it spans the gap, as its name says); a start stage that has a hook but did
+ * not see this packet (a path it is not on) leaves the segment unmatched, never mislabelled. */
+static __always_inline void rx_delivered(const struct skb_entry *e)
+{
+    __u64 prev = e->ts_stage[0];
+    int prev_stage = NETLAT_STAGE_RX_DRIVER;
+    for (int s = NETLAT_STAGE_RX_DEVICE; s <= NETLAT_STAGE_RX_TRANSPORT; s++) {
+        __u64 t = e->ts_stage[(s - NETLAT_STAGE_RX_DRIVER) & 3];
+        if (!t) continue;
+        __u32 between = (1u << s) - (2u << prev_stage); /* stages strictly between the two */
+        if (prev && !(cfg_hooked_stages & between))
+            record(segment_into(s), e->proto, e->family, e->netns, t, prev);
+        else
+            count_unmatched(segment_into(s), NETLAT_UNMATCHED_NO_START);
+        prev = t;
+        prev_stage = s;
+    }
+}
+
+/* TCP takes the segment for an established socket: move it from its skb address to the socket's
+ * pending segments, by end sequence, because the receive queue may coalesce it into another skb. */
+static __always_inline void rx_tcp_owned(const struct sock *sk, const struct sk_buff *skb)
+{
+    __u64 key = (__u64)skb;
+    struct skb_entry *e =
+        skb_lookup(&rx_skb, NETLAT_MAP_RX_SKB, key, NETLAT_STAGE_RX_QUEUED, bpf_ktime_get_ns());
+    if (!e || e->proto != NETLAT_PROTO_TCP) return;
+    rx_delivered(e);
+    const struct tcp_skb_cb *cb = (const struct tcp_skb_cb *)&skb->cb[0];
+    __u32 seq = BPF_CORE_READ(cb, seq), end = BPF_CORE_READ(cb, end_seq);
+    if (end != seq) {
+        struct sock_state *r =
+            sock_state_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 1, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
+        if (r) {
+            r->netns = e->netns;
+            struct pending p = {.t0 = e->ts_first, .t1 = e->ts_prev, .end = end, .netns = e->netns,
+                                .family = e->family};
+            pending_push(r, PENDING_RX_SEGMENT, &p);
+        }
+    }
+    if (!bpf_map_delete_elem(&rx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_SKB));
+}
+
+/* queued stage, TCP: everything up to rcv_nxt is on the receive queue and the reader is woken. */
+static long queue_segment(__u32 i, void *ctx)
+{
+    struct pending_walk *w = ctx;
+    if (w->k.pos == w->head) return 1;
+    struct pending *p = bpf_map_lookup_elem(&pending, &w->k);
+    if (p) {
+        if (!seq_before_eq(p->end, w->seq)) return 1;
+        if (!p->t2) {
+            p->t2 = w->now;
+            record(NETLAT_SEG_RX_TRANSPORT_TO_QUEUED, NETLAT_PROTO_TCP, p->family, p->netns, w->now, p->t1);
+            record(NETLAT_SEG_RX_STACK, NETLAT_PROTO_TCP, p->family, p->netns, w->now, p->t0);
+            count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_QUEUED));
+        }
+    }
+    w->k.pos++;
+    return 0;
+}
+
+static __always_inline void rx_queued_tcp(const struct sock *sk, __u64 now)
+{
+    struct sock_state *r = sock_state_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 0, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
+    if (!r) return;
+    __u32 from = (__s32)(r->queued - r->tail) > 0 ? r->queued : r->tail;
+    struct pending_walk w = {.k = {.owner = r->owner, .pos = from, .kind = PENDING_RX_SEGMENT},
+                             .head = r->head,
+                             .seq = BPF_CORE_READ((const struct tcp_sock *)sk, rcv_nxt),
+                             .now = now};
+    bpf_loop(PENDING_WALK_MAX, queue_segment, &w, 0);
+    r->queued = w.k.pos;
+}
+
+/* queued stage, UDP: the reader is woken for the newest datagrams on the receive queue. One wakeup
+ * can stand for a batch (6.18 splices per-NUMA producer queues), so walk back from the tail to the
+ * newest datagram positioned before, and position the new ones oldest first. Datagrams netlatd does
+ * not track (queued before it started, evicted) take positions too, without times. */
+#define UDP_QUEUE_WALK 32
+struct udp_positions {
+    __u64 found[UDP_QUEUE_WALK]; /* newest first */
+    __u64 owner, now, tail_ts;
+    __u16 lport;
+    __u32 n, base;
+};
+
+/* The walk's state, too large for the BPF stack: one slot per CPU, written before each use. A
+ * program does not nest on its CPU (the kernel skips a recursive run), so one slot is enough. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct udp_positions);
+} udp_positions_scratch SEC(".maps");
+
+/* One datagram of a wakeup, oldest first (a bpf_loop callback: verified once, not per iteration;
+ * its context must be on the stack, so the state is found again in the per-CPU slot). */
+static long position_datagram(__u32 i, void *unused)
+{
+    __u32 zero = 0;
+    struct udp_positions *c = bpf_map_lookup_elem(&udp_positions_scratch, &zero);
+    if (!c) return 1;
+    __u32 idx = c->n - 1 - i;
+    if (idx >= UDP_QUEUE_WALK) return 1;
+    __u64 key = c->found[idx];
+    struct skb_entry *e = bpf_map_lookup_elem(&rx_skb, &key);
+    if (!e) {
+        struct rx_segmented *g = bpf_map_lookup_elem(&rx_gso, &zero);
+        if (!g || g->e.lport != c->lport || c->now - g->ts > TX_GSO_WAIT_NS) return 0;
+        e = &g->e; /* a datagram split from a tracked one: its times */
+    } else {
+        if (e->prev_stage >= NETLAT_STAGE_RX_QUEUED || e->proto != NETLAT_PROTO_UDP) return 0;
+        rx_delivered(e);
+    }
+    if (idx == 0) c->tail_ts = e->ts_prev;
+    record(NETLAT_SEG_RX_TRANSPORT_TO_QUEUED, NETLAT_PROTO_UDP, e->family, e->netns, c->now, e->ts_prev);
+    record(NETLAT_SEG_RX_STACK, NETLAT_PROTO_UDP, e->family, e->netns, c->now, e->ts_first);
+    count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_QUEUED));
+    struct pending_key k = {.owner = c->owner, .pos = c->base + i, .kind = PENDING_RX_DGRAM};
+    struct pending d = {.t0 = e->ts_first, .t1 = e->ts_prev, .t2 = c->now, .netns = e->netns,
+                        .family = e->family};
+    upsert_key(&pending, NETLAT_MAP_PENDING, &k, &d);
+    if (!bpf_map_delete_elem(&rx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_SKB));
+    return 0;
+}
+
+static __always_inline void rx_queued_udp(const struct sock *sk, __u64 now)
+{
+    const struct sk_buff_head *q = &sk->sk_receive_queue;
+    const struct sk_buff_head *rq = &((const struct udp_sock *)sk)->reader_queue;
+    const struct sk_buff *tail = BPF_CORE_READ(q, prev);
+    if (!tail || (const void *)tail == (const void *)q || !sock_wanted(sk)) return;
+    struct sock_state *r = sock_state_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 1, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
+    if (!r) return;
+    __u32 zero = 0;
+    struct udp_positions *c = bpf_map_lookup_elem(&udp_positions_scratch, &zero);
+    if (!c) return;
+    __u64 last = r->last_skb, last_ts = r->last_ts;
+    __u32 n = 0;
+    const struct sk_buff *skb = tail;
+    for (int i = 0; i < UDP_QUEUE_WALK; i++) {
+        if (!skb || (const void *)skb == (const void *)q || (const void *)skb == (const void *)rq) break;
+        __u64 key = (__u64)skb;
+        if (key == last) {
+            /* The same skb, unless a tracked datagram now lives at that address. */
+            struct skb_entry *e = bpf_map_lookup_elem(&rx_skb, &key);
+            if (!e || e->ts_prev == last_ts) break;
+        }
+        c->found[i] = key;
+        n = i + 1;
+        skb = BPF_CORE_READ(skb, prev);
+    }
+    if (!n) return;
+    /* Another CPU woke the reader for the same datagrams: it positions them. */
+    if (__sync_val_compare_and_swap(&r->last_skb, last, (__u64)tail) != last) return;
+    c->n = n;
+    c->base = __sync_fetch_and_add(&r->head, n);
+    c->owner = r->owner;
+    c->now = now;
+    c->tail_ts = 0;
+    c->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+    int unused = 0;
+    bpf_loop(n, position_datagram, &unused, 0);
+    r->last_ts = c->tail_ts;
+}
+
+static __always_inline void rx_queued(const struct sock *sk)
+{
+    __u8 proto, family;
+    if (!sk || sock_kind(sk, &proto, &family)) return;
+    __u64 now = bpf_ktime_get_ns();
+    if (proto == NETLAT_PROTO_TCP)
+        rx_queued_tcp(sk, now);
+    else
+        rx_queued_udp(sk, now);
+}
+
+static __always_inline void rx_read_sample(__u8 proto, __u8 family, __u32 netns, __u64 t0, __u64 t1,
+                                           __u64 t2, __u64 now)
+{
+    /* t2 = 0: the wakeup hook did not see it; the segment then spans from transport. */
+    record(NETLAT_SEG_RX_QUEUED_TO_SOCKET, proto, family, netns, now, t2 ? t2 : t1);
+    record(NETLAT_SEG_RX_TRANSPORT_TO_SOCKET, proto, family, netns, now, t1);
+    record(NETLAT_SEG_RX_TOTAL, proto, family, netns, now, t0);
+    count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_SOCKET));
+}
+
+/* socket stage, TCP: the reader has passed (copied_seq) the end of each pending segment taken. */
+static long read_segment(__u32 i, void *ctx)
+{
+    struct pending_walk *w = ctx;
+    if (w->k.pos == w->head) return 1;
+    struct pending *p = bpf_map_lookup_elem(&pending, &w->k);
+    if (p) {
+        if (!seq_before_eq(p->end, w->seq)) return 1;
+        struct pending d = *p;
+        if (pending_take(&w->k))
+            rx_read_sample(NETLAT_PROTO_TCP, d.family, d.netns, d.t0, d.t1, d.t2, w->now);
+    }
+    w->k.pos++;
+    return 0;
+}
+
+/* socket stage, UDP: a read took one datagram (possibly empty); the datagrams still queued tell
+ * which (rx_dgram). */
+static __always_inline void rx_socket_udp(const struct sock *sk)
+{
+    struct sock_state *r = sock_state_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 0, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
+    if (!r) {
+        if (sock_wanted(sk)) count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET, NETLAT_UNMATCHED_NO_START);
+        return;
+    }
+    __u32 queued = BPF_CORE_READ(sk, sk_receive_queue.qlen) +
+                   BPF_CORE_READ((const struct udp_sock *)sk, reader_queue.qlen);
+    struct pending_key k = {.owner = r->owner, .pos = r->head - queued - 1, .kind = PENDING_RX_DGRAM};
+    struct pending *p = bpf_map_lookup_elem(&pending, &k);
+    if (!p) {
+        /* Queued before netlatd started, untracked, or not positioned yet. */
+        count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET, NETLAT_UNMATCHED_NO_START);
+        return;
+    }
+    struct pending d = *p;
+    if (!pending_take(&k)) return; /* a concurrent read on the socket took it */
+    __u64 now = bpf_ktime_get_ns();
+    if (now - d.t0 > cfg_stale_ns)
+        count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET, NETLAT_UNMATCHED_STALE);
+    else
+        rx_read_sample(NETLAT_PROTO_UDP, d.family, d.netns, d.t0, d.t1, d.t2, now);
+}
+
+/* socket stage: a read on sk returned `ret` bytes. TCP: every pending segment whose end the reader
+ * has passed (copied_seq) is read. UDP: one datagram (0 bytes: an empty one). */
+static __always_inline void rx_socket(const struct sock *sk, int ret, int flags)
+{
+    if (ret < 0 || (flags & (MSG_PEEK | MSG_ERRQUEUE))) return;
+    __u8 proto, family;
+    if (!sk || sock_kind(sk, &proto, &family)) return;
+    if (proto == NETLAT_PROTO_UDP) {
+        rx_socket_udp(sk);
+        return;
+    }
+    if (!ret) return;
+    struct sock_state *r = sock_state_get(&rx_ring, NETLAT_MAP_RX_RING, sk, 0, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
+    if (!r) return;
+    struct pending_walk w = {.k = {.owner = r->owner, .pos = r->tail, .kind = PENDING_RX_SEGMENT},
+                             .head = r->head,
+                             .seq = BPF_CORE_READ((const struct tcp_sock *)sk, copied_seq),
+                             .now = bpf_ktime_get_ns()};
+    bpf_loop(PENDING_WALK_MAX, read_segment, &w, 0);
+    r->tail = w.k.pos;
+}
+
+
+#endif /* NETLAT_RX_BPF_H */

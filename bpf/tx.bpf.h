@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* tx.bpf.h: the send direction: socket -> transport -> network -> device -> driver. */
+#ifndef NETLAT_TX_BPF_H
+#define NETLAT_TX_BPF_H
+
+#include "join.bpf.h"
+
+/* A thread inside a send call: socket stage -> transport (TCP, UDP) or -> network (UDP). */
+struct tx_thread_val {
+    __u64 ts_socket;
+    __u64 ts_transport; /* 0 until the transport stage ran for this call */
+    __u64 sk;           /* 0 until known: the syscall hooks do not resolve the fd */
+    __u64 msg; /* the msghdr the transport stage saw last: a new one is a new call (sendmmsg) */
+    __s64 syscall; /* the send syscall's number (syscall hooks), -1 for function hooks */
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 8192);
+    __type(key, __u64); /* pid_tgid */
+    __type(value, struct tx_thread_val);
+} tx_thread SEC(".maps");
+
+
+/* ================= tx ================= */
+
+/* socket stage: a thread enters a send call on sk (now: taken first thing in the hook). */
+static __always_inline void tx_socket(const struct sock *sk, __u64 now)
+{
+    __u8 proto, family;
+    if (!sk || sock_kind(sk, &proto, &family) || !sock_wanted(sk) || !sampled()) return;
+    __u64 id = bpf_get_current_pid_tgid();
+    struct tx_thread_val v = {.ts_socket = now, .sk = (__u64)sk, .syscall = -1};
+    upsert(&tx_thread, NETLAT_MAP_TX_THREAD, id, &v);
+    count(NETLAT_CTR_STAGE(NETLAT_STAGE_TX_SOCKET));
+}
+
+/* socket stage from a send syscall's entry (tracepoint mode): which socket the fd is, and whether
+ * it is one at all, is left to the stage that joins it (transport, or network for UDP), which
+ * knows the socket and checks that the thread is still inside this syscall. Resolving the fd here
+ * cost more than the rest of the handler, on every write(2) of the system. */
+static __always_inline void tx_syscall(long nr, __u64 now)
+{
+    __u64 id = bpf_get_current_pid_tgid();
+    struct tx_thread_val *t = bpf_map_lookup_elem(&tx_thread, &id);
+    if (!sampled()) {
+        /* Not recorded: the thread's previous call must not stand in for this one. */
+        if (t) {
+            t->sk = 0;
+            t->syscall = -1;
+        }
+        return;
+    }
+    if (t) {
+        t->ts_socket = now;
+        t->ts_transport = 0;
+        t->sk = 0;
+        t->msg = 0;
+        t->syscall = nr;
+        return;
+    }
+    struct tx_thread_val v = {.ts_socket = now, .syscall = nr};
+    upsert(&tx_thread, NETLAT_MAP_TX_THREAD, id, &v);
+}
+
+/* The number of the syscall the current thread is in (-1 outside one). */
+static __always_inline long current_syscall(void)
+{
+    struct task_struct *task = bpf_get_current_task_btf();
+    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+    return BPF_CORE_READ(regs, orig_ax);
+}
+
+/* The current thread's send call on sk, if this is it: known by its socket (function hooks), or
+ * by the syscall it is still in (syscall hooks; the socket is bound on first use). A syscall
+ * entry is only good while the thread is still in that syscall: a later send that did not pass the
+ * syscall hook (sendfile, splice, io_uring) must not inherit an old write()'s time. */
+static __always_inline struct tx_thread_val *tx_call_of(const struct sock *sk, __u64 id)
+{
+    struct tx_thread_val *t = bpf_map_lookup_elem(&tx_thread, &id);
+    if (!t) return 0;
+    if (t->syscall >= 0 && current_syscall() != t->syscall) return 0;
+    if (t->sk) return t->sk == (__u64)sk ? t : 0;
+    if (t->syscall < 0) return 0;
+    if (!sock_wanted(sk)) return 0;
+    t->sk = (__u64)sk;
+    count(NETLAT_CTR_STAGE(NETLAT_STAGE_TX_SOCKET));
+    return t;
+}
+
+/* transport stage, TCP: the first pass of a call records where its data ends in the byte stream. */
+static __always_inline void tx_transport_tcp(const struct sock *sk, const struct msghdr *msg)
+{
+    __u64 id = bpf_get_current_pid_tgid();
+    struct tx_thread_val *t = tx_call_of(sk, id);
+    if (!t) {
+        __u8 proto, family;
+        if (!sock_kind(sk, &proto, &family) && sock_wanted(sk))
+            count_unmatched(NETLAT_SEG_TX_SOCKET_TO_TRANSPORT, NETLAT_UNMATCHED_NO_START);
+        return;
+    }
+    /* A later pass of the same call, except under sendmmsg, which passes one msghdr (at the same
+     * address) per message: there every pass is a message. */
+    if (t->msg == (__u64)msg && t->syscall != cfg_send_syscalls[NETLAT_SYSCALL_SENDMMSG]) return;
+    __u64 now = bpf_ktime_get_ns();
+    t->msg = (__u64)msg;
+    t->ts_transport = now;
+    count(NETLAT_CTR_STAGE(NETLAT_STAGE_TX_TRANSPORT));
+
+    const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+    __u32 write_seq = BPF_CORE_READ(tp, write_seq);
+    __u64 left = BPF_CORE_READ(msg, msg_iter.count);
+    if (!left) return;
+    struct sock_state *r =
+        sock_state_get(&tx_ring, NETLAT_MAP_TX_RING, sk, 1, NETLAT_SEG_TX_TRANSPORT_TO_NETWORK);
+    if (!r) return;
+    __u8 proto, family;
+    if (sock_kind(sk, &proto, &family)) return;
+    struct pending p = {.t0 = t->ts_socket, .t1 = now, .end = write_seq + (__u32)left, .family = family};
+    pending_push(r, PENDING_TX_CALL, &p);
+}
+
+/* transport stage, UDP (kprobe and fentry modes: 6.18 has no UDP send tracepoint). */
+static __always_inline void tx_transport_udp(const struct sock *sk)
+{
+    __u64 id = bpf_get_current_pid_tgid();
+    struct tx_thread_val *t = tx_call_of(sk, id);
+    if (!t) return;
+    t->ts_transport = bpf_ktime_get_ns();
+    count(NETLAT_CTR_STAGE(NETLAT_STAGE_TX_TRANSPORT));
+}
+
+/* Emits the per-call segments of a call joined to its skb at `stage` (network, or device). */
+static __always_inline void tx_call_joined(struct skb_entry *e, __u64 t_socket, __u64 t_transport,
+                                           int stage, __u64 now)
+{
+    record(NETLAT_SEG_TX_SOCKET_TO_TRANSPORT, e->proto, e->family, e->netns, t_transport, t_socket);
+    record(segment_into(stage), e->proto, e->family, e->netns, now,
+           t_transport ? t_transport : t_socket);
+    if (e->n_calls < TX_CALLS_PER_SKB) {
+        __u8 n = e->n_calls & (TX_CALLS_PER_SKB - 1);
+        e->ts_socket[n] = t_socket;
+        e->n_calls++;
+    } else {
+        count_unmatched(NETLAT_SEG_TX_TOTAL, NETLAT_UNMATCHED_COALESCED);
+    }
+}
+
+
+/* The walk of a TCP packet over its socket's pending calls: those whose last byte it carries. */
+struct tx_walk {
+    struct pending_walk w;
+    struct skb_entry e;
+    int stage;
+    __u32 start; /* the packet's first sequence */
+};
+
+static long tx_join_call(__u32 i, void *ctx)
+{
+    struct tx_walk *c = ctx;
+    if (c->w.k.pos == c->w.head) return 1;
+    struct pending *p = bpf_map_lookup_elem(&pending, &c->w.k);
+    if (p) {
+        if (!seq_before_eq(p->end, c->w.seq)) return 1; /* ends in a later packet */
+        __u64 t0 = p->t0, t1 = p->t1;
+        __u32 end = p->end;
+        if (pending_take(&c->w.k)) {
+            if (seq_before_eq(end, c->start)) /* its packet went by unjoined */
+                count_unmatched(NETLAT_SEG_TX_TOTAL, NETLAT_UNMATCHED_COALESCED);
+            else
+                tx_call_joined(&c->e, t0, t1, c->stage, c->w.now);
+        }
+    }
+    c->w.k.pos++;
+    return 0;
+}
+
+/* The join of calls to the skb that carries them, at the network stage, or at the device stage
+ * when the network stage did not run for this skb (no netfilter hook in its namespace yet, or none
+ * on this kernel): then the segment ending at the device stage spans the gap. */
+static __always_inline void tx_join(const struct sk_buff *skb, int stage, __u64 now)
+{
+    const struct sock *sk = BPF_CORE_READ(skb, sk);
+    if (!sk) return; /* forwarded, not ours */
+    struct pkt p = {};
+    if (!parse_l3(skb, skb_network(skb), &p)) return;
+    /* A tunnel (VXLAN, geneve, ...) sends its outer packet with the inner packet's socket: that
+     * packet is not a send of the socket, whose own packet was timed up to the tunnel device. */
+    __u8 sk_proto, sk_family;
+    if (sock_kind(sk, &sk_proto, &sk_family) || sk_proto != p.proto ||
+        BPF_CORE_READ(sk, __sk_common.skc_num) != p.src_port)
+        return;
+    const struct net_device *dev = skb_out_dev(skb);
+    __u32 netns = netns_of_dev(dev);
+    if (!flow_wanted(p.src_port, p.dst_port, netns) || !dev_wanted(dev)) return;
+    if (p.proto == NETLAT_PROTO_TCP && !p.payload) return; /* pure ACK, SYN, FIN: no data to time */
+
+    struct skb_entry e = {.ts_prev = now, .netns = netns, .proto = p.proto, .family = p.family,
+                          .prev_stage = stage, .sk = (__u64)sk};
+
+    if (p.proto == NETLAT_PROTO_TCP) {
+        const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+        if ((__s32)(p.seq - BPF_CORE_READ(tp, snd_nxt)) < 0) {
+            count_unmatched(segment_into(stage), NETLAT_UNMATCHED_RETRANSMIT);
+            e.untimed = 1;
+            upsert(&tx_skb, NETLAT_MAP_TX_SKB, (__u64)skb, &e);
+            return;
+        }
+        struct sock_state *r =
+            sock_state_get(&tx_ring, NETLAT_MAP_TX_RING, sk, 0, NETLAT_SEG_TX_TRANSPORT_TO_NETWORK);
+        if (r) {
+            struct tx_walk c = {.w = {.k = {.owner = r->owner, .pos = r->tail, .kind = PENDING_TX_CALL},
+                                      .head = r->head, .seq = p.seq + p.payload, .now = now},
+                                .e = e, .stage = stage, .start = p.seq};
+            bpf_loop(PENDING_WALK_MAX, tx_join_call, &c, 0);
+            r->tail = c.w.k.pos;
+            e = c.e;
+        }
+        if (!e.n_calls) {
+            /* Data whose call was not seen, or the middle of a call that spans segments. */
+            count_unmatched(segment_into(stage), NETLAT_UNMATCHED_NO_START);
+        }
+    } else {
+        struct tx_thread_val *t = tx_call_of(sk, current_pid_tgid());
+        if (t)
+            tx_call_joined(&e, t->ts_socket, t->ts_transport, stage, now);
+        else
+            count_unmatched(segment_into(stage), NETLAT_UNMATCHED_NO_START);
+    }
+    count(NETLAT_CTR_STAGE(stage));
+    upsert(&tx_skb, NETLAT_MAP_TX_SKB, (__u64)skb, &e);
+}
+
+/* device stage: __dev_queue_xmit, before the qdisc. */
+static __always_inline void tx_device(const struct sk_buff *skb)
+{
+    __u64 now = bpf_ktime_get_ns();
+    struct skb_entry *e = skb_lookup(&tx_skb, NETLAT_MAP_TX_SKB, (__u64)skb, NETLAT_STAGE_TX_DEVICE, now);
+    if (!e)
+        tx_join(skb, NETLAT_STAGE_TX_DEVICE, now);
+    else if (e->prev_stage < NETLAT_STAGE_TX_DEVICE)
+        skb_stage(e, NETLAT_STAGE_TX_DEVICE, now);
+    /* else: a lower device's queue under a stacked one (macvlan, bridge, bond): still the device
+     * layer, which began at the upper device */
+}
+
+static __always_inline void tx_network(const struct sk_buff *skb)
+{
+    tx_join(skb, NETLAT_STAGE_TX_NETWORK, bpf_ktime_get_ns());
+}
+
+/* The segments (and totals) of the calls an skb carried, at its driver stage. */
+static __always_inline void tx_driven(struct skb_entry *e, __u64 now)
+{
+    skb_stage(e, NETLAT_STAGE_TX_DRIVER, now);
+    for (int i = 0; i < TX_CALLS_PER_SKB; i++) {
+        if (i >= e->n_calls) break;
+        record(NETLAT_SEG_TX_TOTAL, e->proto, e->family, e->netns, now, e->ts_socket[i]);
+    }
+}
+
+/* driver stage of an skb without an entry: the first segment of a software-segmented one (tx_gso)? */
+static __always_inline void tx_driver_segment(const struct sk_buff *skb, __u64 now)
+{
+    __u32 zero = 0;
+    struct tx_segmented *g = bpf_map_lookup_elem(&tx_gso, &zero);
+    if (!g || !g->sk || g->sk != (__u64)BPF_CORE_READ(skb, sk)) return;
+    if (now - g->ts > TX_GSO_WAIT_NS) {
+        count_unmatched(NETLAT_SEG_TX_DEVICE_TO_DRIVER, NETLAT_UNMATCHED_STALE);
+    } else if (!dev_is_stacked(BPF_CORE_READ(skb, dev))) {
+        tx_driven(&g->e, now);
+    } else {
+        return; /* segmented at a stacked device: wait for the bottom one */
+    }
+    g->sk = 0;
+}
+
+/* driver stage: the skb is handed to the driver. The end of tx. */
+static __always_inline void tx_driver(const struct sk_buff *skb)
+{
+    __u64 now = bpf_ktime_get_ns();
+    __u64 key = (__u64)skb;
+    struct skb_entry *e = skb_lookup(&tx_skb, NETLAT_MAP_TX_SKB, key, NETLAT_STAGE_TX_DRIVER, now);
+    if (!e) {
+        tx_driver_segment(skb, now);
+        return;
+    }
+    if (dev_is_stacked(BPF_CORE_READ(skb, dev))) return;
+    tx_driven(e, now);
+    if (!bpf_map_delete_elem(&tx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_TX_SKB));
+}
+
+
+#endif /* NETLAT_TX_BPF_H */

@@ -1,0 +1,217 @@
+// The device paths a packet takes between namespaces: veth with GRO and threaded NAPI, a bridge,
+// a router namespace, and ICMP and ARP floods between the measured packets. Each test counts
+// netlatd's samples against the messages of a one-way flow (each sent, then read) and checks that
+// every miss is counted under a reason and that no sample is longer than the traffic.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <netinet/ip_icmp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <thread>
+
+#include "paths.h"
+
+using namespace netlatd::test;
+
+namespace {
+
+constexpr int kMessages = 300;
+
+// Pings `flow` kMessages times in a window after a warm-up (ARP, slow start) and checks both
+// directions' totals and, for UDP (unless `kernel_stamp` is false), the rx mean against the
+// kernel's receive timestamps.
+Window measure(Daemon& d, Flow& flow, const std::string& what, bool kernel_stamp = true) {
+    flow.ping(20);
+    flow.kernel_rx_mean();
+    Window w(d);
+    flow.ping(kMessages);
+    w.close();
+    expect_each_message_joined(w, flow, kMessages, what);
+    if (!flow.tcp && kernel_stamp) expect_rx_mean_near_kernel(w, flow.kernel_rx_mean(), what);
+    return w;
+}
+
+// Receiving veth with GRO on and threaded NAPI: veth then delivers through its NAPI poll and
+// napi_gro_receive() instead of netif_rx(). veth takes that path only for packets from a sender
+// without TSO (or UDP, with rx-udp-gro-forwarding), so the sending veth's TSO is off.
+TEST(Devices, VethWithGroAndThreadedNapi) {
+    NetnsPair pair;
+    set_offload(pair.ns_b, pair.veth_b, "gro", true);
+    set_offload(pair.ns_a, pair.veth_a, "tso", false);
+    run_steps({{"ip", "netns", "exec", pair.ns_b, "sh", "-c",
+                "echo 1 > /sys/class/net/" + pair.veth_b + "/threaded"}});
+    Daemon d(paths_config({NetnsPair::path(pair.ns_a), NetnsPair::path(pair.ns_b)}));
+    ASSERT_TRUE(d.running()) << d.log();
+    for (bool tcp : {false, true}) {
+        Flow flow(tcp, NetnsPair::path(pair.ns_a), NetnsPair::path(pair.ns_b), pair.addr_b);
+        const std::string what = tcp ? "veth GRO/NAPI, TCP" : "veth GRO/NAPI, UDP";
+        Window w = measure(d, flow, what);
+        // The rx driver stage ran from the GRO hook for (at least) each message.
+        EXPECT_GE(w.program_runs("tp_napi_gro_receive_entry"), kMessages)
+            << what << ": the packets did not take veth's NAPI/GRO path";
+    }
+}
+
+// host namespace A -> bridge br0 -> veth (a bridge port) -> pod namespace B, and back: a send is
+// timed once, to the bottom device; a receive once, from the veth's driver stage.
+TEST(Devices, BridgeOverVeth) {
+    BridgedPair pair;
+    const std::string host = NetnsPair::path(pair.ns_a), pod = NetnsPair::path(pair.ns_b);
+    Daemon d(paths_config({host, pod}));
+    ASSERT_TRUE(d.running()) << d.log();
+    {
+        Flow flow(false, host, pod, pair.addr_b);
+        measure(d, flow, "host -> bridge -> pod, UDP");
+    }
+    {
+        Flow flow(false, pod, host, pair.addr_a);
+        measure(d, flow, "pod -> bridge -> host, UDP");
+    }
+    Flow flow(true, host, pod, pair.addr_b);
+    measure(d, flow, "host -> bridge -> pod, TCP");
+}
+
+// A -> router namespace R (ip_forward) -> B: R's forwarding is neither a send nor a receive, so
+// every rx per-skb segment has as many samples as skbs delivered locally (network_to_transport,
+// which forwarded packets never reach: UDP the messages at B, TCP those and B's ACKs at A), not
+// one more for each pass through R. The kernel's receive timestamp of a forwarded packet is
+// taken in R, so it is no judge of the rx total here.
+TEST(Devices, ForwardedPacketsStayOutOfLocalDelivery) {
+    RoutedPath path;
+    const std::string a = NetnsPair::path(path.ns_a), b = NetnsPair::path(path.ns_b);
+    Daemon d(paths_config({a, NetnsPair::path(path.ns_router()), b}));
+    ASSERT_TRUE(d.running()) << d.log();
+    for (bool tcp : {false, true}) {
+        Flow flow(tcp, a, b, path.addr_b);
+        const std::string proto = tcp ? "tcp" : "udp", what = "A -> router -> B, " + proto;
+        Window w = measure(d, flow, what, false);
+        const double local = w.samples("rx", "network_to_transport", proto);
+        EXPECT_GE(local, kMessages) << what;
+        for (const char* segment : {"driver_to_device", "device_to_network"})
+            expect_joined(w, "rx", segment, proto, local, what + ", per skb delivered locally");
+    }
+}
+
+// Background traffic from namespace A towards B until destroyed: one frame per call of `send_one`,
+// in bursts of 50 with a 1 ms pause (tens of thousands a second, leaving CPU to the measured flow).
+class Flood {
+  public:
+    explicit Flood(std::function<bool()> send_one)
+        : thread_([this, send = std::move(send_one)] {
+              while (!stop_) {
+                  for (int i = 0; i < 50; i++) sent_ += send() ? 1 : 0;
+                  std::this_thread::sleep_for(std::chrono::milliseconds(1));
+              }
+          }) {}
+    ~Flood() {
+        stop_ = true;
+        thread_.join();
+    }
+    long sent() const { return sent_; }
+
+  private:
+    std::atomic<bool> stop_{false};
+    std::atomic<long> sent_{0};
+    std::thread thread_;
+};
+
+// UDP and TCP messages alternate on two flows of the same ports while `flood` runs; each is joined,
+// and so are later messages of the same sockets.
+void expect_joined_through_flood(Daemon& d, const NetnsPair& pair,
+                                 const std::function<bool()>& send_one, const std::string& what) {
+    const std::string a = NetnsPair::path(pair.ns_a), b = NetnsPair::path(pair.ns_b);
+    Flow udp(false, a, b, pair.addr_b), tcp(true, a, b, pair.addr_b);
+    udp.ping(20);
+    tcp.ping(20);
+    Window w(d);
+    long flooded = 0;
+    {
+        Flood flood(send_one);
+        for (int i = 0; i < kMessages; i++) {
+            udp.ping(1);
+            tcp.ping(1);
+        }
+        flooded = flood.sent();
+    }
+    w.close();
+    EXPECT_GE(flooded, kMessages) << what << ": the flood did not run between the messages";
+    expect_each_message_joined(w, udp, kMessages, what + ", UDP");
+    expect_each_message_joined(w, tcp, kMessages, what + ", TCP");
+    expect_later_messages_join(d, udp);
+    expect_later_messages_join(d, tcp);
+}
+
+uint16_t ip_checksum(const void* data, size_t len) {
+    uint32_t sum = 0;
+    const auto* p = static_cast<const uint16_t*>(data);
+    for (; len > 1; len -= 2) sum += *p++;
+    if (len) sum += *reinterpret_cast<const uint8_t*>(p);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return static_cast<uint16_t>(~sum);
+}
+
+// ICMP echo requests (ping -f style, from a raw socket) from A to B, answered by B's kernel.
+TEST(Devices, IcmpFloodBetweenMeasuredPackets) {
+    NetnsPair pair;
+    Daemon d(paths_config({NetnsPair::path(pair.ns_a), NetnsPair::path(pair.ns_b)}));
+    ASSERT_TRUE(d.running()) << d.log();
+    const int raw = socket_in(NetnsPair::path(pair.ns_a), AF_INET, SOCK_RAW, IPPROTO_ICMP);
+    const sockaddr_in to = ipv4(pair.addr_b, 0);
+    uint16_t seq = 0;
+    auto echo = [&] {
+        icmphdr h{};
+        h.type = ICMP_ECHO;
+        h.un.echo.id = htons(0x6e6c);
+        h.un.echo.sequence = htons(++seq);
+        h.checksum = ip_checksum(&h, sizeof(h));
+        return sendto(raw, &h, sizeof(h), 0, reinterpret_cast<const sockaddr*>(&to), sizeof(to)) >
+               0;
+    };
+    expect_joined_through_flood(d, pair, echo, "ICMP flood");
+    close(raw);
+}
+
+// ARP requests for B's address (from A's own addresses, so no neighbour entry changes), broadcast
+// from a packet socket on A's veth.
+TEST(Devices, ArpFloodBetweenMeasuredPackets) {
+    NetnsPair pair;
+    Daemon d(paths_config({NetnsPair::path(pair.ns_a), NetnsPair::path(pair.ns_b)}));
+    ASSERT_TRUE(d.running()) << d.log();
+    const std::string a = NetnsPair::path(pair.ns_a);
+    const int packet = socket_in(a, AF_PACKET, SOCK_DGRAM, htons(ETH_P_ARP));
+    sockaddr_ll to{};
+    to.sll_family = AF_PACKET;
+    to.sll_protocol = htons(ETH_P_ARP);
+    to.sll_ifindex = ifindex_in(a, pair.veth_a);
+    to.sll_halen = 6;
+    std::memset(to.sll_addr, 0xff, 6);
+    struct __attribute__((packed)) {
+        uint16_t htype = htons(1), ptype = htons(ETH_P_IP);
+        uint8_t hlen = 6, plen = 4;
+        uint16_t op = htons(1);
+        uint8_t sha[6];
+        in_addr spa;
+        uint8_t tha[6] = {};
+        in_addr tpa;
+    } request;
+    const auto mac = mac_in(a, pair.veth_a);
+    std::memcpy(request.sha, mac.data(), 6);
+    inet_pton(AF_INET, pair.addr_a.c_str(), &request.spa);
+    inet_pton(AF_INET, pair.addr_b.c_str(), &request.tpa);
+    auto arp = [&] {
+        return sendto(packet, &request, sizeof(request), 0, reinterpret_cast<const sockaddr*>(&to),
+                      sizeof(to)) > 0;
+    };
+    expect_joined_through_flood(d, pair, arp, "ARP flood");
+    close(packet);
+}
+
+}  // namespace
