@@ -179,7 +179,8 @@ def overview_dashboard():
         'Samples over the series cap / s', [target(
             f'sum(rate(netlatd_series_overflow_total{{{SEL}}}[{RATE}]))', 'overflow')],
         unit='reqps', w=4,
-        description='Samples that went to netns="other" because labels.max_series was reached.'))
+        description='Samples that went to the series whose optional labels are "other" because '
+                    'labels.max_series was reached.'))
 
     panels.append(row('Hooks in use'))
     panels.append(table('Stage hooks (netlatd_stage_info)', [target(

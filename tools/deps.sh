@@ -10,6 +10,7 @@ DEPS=(
     libssl-dev libcrypt-dev  # TLS of the HTTP port (OpenSSL 3), basic auth (bcrypt via crypt_rn)
     # tests
     googletest libgtest-dev iproute2 iptables libnetfilter-queue-dev curl procps python3 prometheus
+    iperf3  # tools/bench/soak.sh (the soak_60s test)
     ethtool liburing-dev  # tests/paths: offloads (GRO, TSO, GSO) and io_uring send/recv
     openssl apache2-utils  # tests/integration/exposure_test: certificates and bcrypt hashes (htpasswd)
     qemu-system-x86 busybox-static cpio kmod  # tests/vm: TCG guest with the Debian cloud kernel

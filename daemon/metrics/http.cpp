@@ -234,7 +234,7 @@ int init_tls(void* ssl_ctx, void*) {
 }  // namespace
 
 MetricsServer::MetricsServer(const std::string& listen,
-                             std::shared_ptr<prometheus::Registry> registry, const WebConfig& web)
+                             std::shared_ptr<prometheus::Collectable> registry, const WebConfig& web)
     : callbacks_(std::make_unique<CivetCallbacks>()), registry_(std::move(registry)) {
     probe_bind(listen);
     if (web.tls) load_openssl_for_civetweb("web config " + web.source + ": ");

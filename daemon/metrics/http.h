@@ -12,7 +12,7 @@
 
 namespace prometheus {
 class Exposer;
-class Registry;
+class Collectable;
 }  // namespace prometheus
 struct CivetCallbacks;
 struct sockaddr_storage;
@@ -29,7 +29,7 @@ class MetricsServer {
     // `web` adds TLS on the same port (no plain HTTP then), basic auth on every path but /healthz
     // (which probes need without credentials and which tells nothing but readiness), and headers on
     // every answer. Bad TLS files throw ConfigError (see tls.h); main checks them before this.
-    MetricsServer(const std::string& listen, std::shared_ptr<prometheus::Registry> registry,
+    MetricsServer(const std::string& listen, std::shared_ptr<prometheus::Collectable> registry,
                   const WebConfig& web = {});
     ~MetricsServer();
     MetricsServer(const MetricsServer&) = delete;
@@ -54,7 +54,7 @@ class MetricsServer {
   private:
     std::unique_ptr<CivetCallbacks> callbacks_;
     std::unique_ptr<prometheus::Exposer> exposer_;
-    std::shared_ptr<prometheus::Registry> registry_;
+    std::shared_ptr<prometheus::Collectable> registry_;
     std::unique_ptr<sockaddr_storage> wake_address_;  // where to connect to speed up stopping
 };
 
