@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -36,6 +37,8 @@ constexpr std::array<std::string_view, 5> kLogLevels{"trace", "debug", "info", "
 
 constexpr double kMaxBucketSeconds = 60.0;
 constexpr size_t kMaxBounds = 200;
+// The default config is 4 KiB; anything past 1 MiB is not a netlatd config.
+constexpr size_t kMaxConfigBytes = size_t{1} << 20;
 
 template <typename Names>
 std::string join(const Names& names) {
@@ -45,28 +48,6 @@ std::string join(const Names& names) {
         out += name;
     }
     return out;
-}
-
-// A value from the user, quoted for a one-line message: control characters escaped, long text cut.
-std::string quote(std::string_view text) {
-    constexpr size_t kMaxShown = 64;
-    std::string out = "'";
-    for (size_t i = 0; i < text.size() && i < kMaxShown; ++i) {
-        const auto c = static_cast<unsigned char>(text[i]);
-        if (c == '\n') {
-            out += "\\n";
-        } else if (c == '\t') {
-            out += "\\t";
-        } else if (c < 0x20 || c == 0x7f) {
-            char hex[8];
-            std::snprintf(hex, sizeof hex, "\\x%02x", c);
-            out += hex;
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    if (text.size() > kMaxShown) out += "...";
-    return out + "'";
 }
 
 // Duration units: seconds = number * multiply / divide (both exact, so "250ns" is the double
@@ -86,6 +67,31 @@ constexpr std::string_view kDurationForms =
     "e.g. 250ns, 10us, 1.5ms, 2s, 1m; a plain number is seconds";
 
 }  // namespace
+
+// Public (config.h): the one way user text gets into a message.
+std::string printable(std::string_view text, size_t max_shown) {
+    std::string out;
+    for (size_t i = 0; i < text.size() && i < max_shown; ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (c < 0x20 || c >= 0x7f) {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "\\x%02x", c);
+            out += hex;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    if (text.size() > max_shown) out += "...";
+    return out;
+}
+
+std::string quote(std::string_view text) {
+    return "'" + printable(text) + "'";
+}
 
 // Public (config.h): --duration takes the same syntax.
 std::optional<double> parse_duration_seconds(std::string_view text) {
@@ -171,7 +177,7 @@ class Value {
             fail(quote(text) + " is not an integer");
         }
         if (ec != std::errc() || number < lo || number > hi) {
-            fail(text + " is out of range (allowed " + std::to_string(lo) + ".." +
+            fail(printable(text) + " is out of range (allowed " + std::to_string(lo) + ".." +
                  std::to_string(hi) + ")");
         }
         return number;
@@ -183,8 +189,8 @@ class Value {
         if (!seconds)
             fail(quote(text) + " is not a duration (" + std::string(kDurationForms) + ")");
         if (*seconds < lo_seconds || *seconds > hi_seconds) {
-            fail(text + " is out of range (allowed " + format_duration(lo_seconds) + ".." +
-                 format_duration(hi_seconds) + ")");
+            fail(printable(text) + " is out of range (allowed " + format_duration(lo_seconds) +
+                 ".." + format_duration(hi_seconds) + ")");
         }
         return *seconds;
     }
@@ -462,6 +468,11 @@ void check_across_keys(const Config& config, const std::string& prefix) {
     }
 }
 
+// "config SOURCE: ", which starts every message about a config.
+std::string message_prefix(std::string_view source) {
+    return "config " + printable(source, std::string_view::npos) + ": ";
+}
+
 bool is_hostname(std::string_view host) {
     if (host.empty() || host.size() > 253) return false;
     size_t start = 0;
@@ -551,15 +562,24 @@ ListenAddress parse_listen_address(std::string_view host_port) {
 }
 
 Config parse_config(std::string_view yaml_text, std::string_view source) {
-    const std::string prefix = "config " + std::string(source) + ": ";
+    const std::string prefix = message_prefix(source);
+    // YAML has no NUL characters; yaml-cpp would keep them inside values.
+    if (const size_t nul = yaml_text.find('\0'); nul != std::string_view::npos) {
+        const auto line = std::count(yaml_text.begin(), yaml_text.begin() + nul, '\n') + 1;
+        throw ConfigError(prefix + "has a NUL byte in line " + std::to_string(line) +
+                          " (not a text file)");
+    }
     std::vector<YAML::Node> documents;
     try {
         documents = YAML::LoadAll(std::string(yaml_text));
     } catch (const YAML::ParserException& e) {
+        // yaml-cpp says "bad file" when nesting goes past its depth guard.
+        const std::string what =
+            dynamic_cast<const YAML::DeepRecursion*>(&e) ? "nested too deeply" : printable(e.msg);
         throw ConfigError(prefix + "invalid YAML at line " + std::to_string(e.mark.line + 1) +
-                          ", column " + std::to_string(e.mark.column + 1) + ": " + e.msg);
+                          ", column " + std::to_string(e.mark.column + 1) + ": " + what);
     } catch (const YAML::Exception& e) {
-        throw ConfigError(prefix + "invalid YAML: " + e.msg);
+        throw ConfigError(prefix + "invalid YAML: " + printable(e.msg));
     }
     if (documents.size() > 1) {
         throw ConfigError(prefix + "has " + std::to_string(documents.size()) +
@@ -577,14 +597,16 @@ Config parse_config(std::string_view yaml_text, std::string_view source) {
 }
 
 Config load_config_file(const std::string& path) {
+    const std::string prefix = message_prefix(path);
     const auto cannot_read = [&] {
-        return ConfigError("config " + path + ": cannot read: " + std::strerror(errno));
+        return ConfigError(prefix + "cannot read: " + std::strerror(errno));
     };
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw cannot_read();
+    // Reading stops past the limit: a huge file or /dev/zero is refused, not slurped.
     std::string text;
     char buf[8192];
-    for (;;) {
+    while (text.size() <= kMaxConfigBytes) {
         const ssize_t n = ::read(fd, buf, sizeof buf);
         if (n == 0) break;
         if (n < 0) {
@@ -596,6 +618,11 @@ Config load_config_file(const std::string& path) {
         text.append(buf, static_cast<size_t>(n));
     }
     ::close(fd);
+    if (text.size() > kMaxConfigBytes) {
+        throw ConfigError(prefix + "larger than " + std::to_string(kMaxConfigBytes >> 20) +
+                          " MiB (" + std::to_string(kMaxConfigBytes) +
+                          " bytes), the most a config file may be");
+    }
     return parse_config(text, path);
 }
 
