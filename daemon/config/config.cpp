@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -19,7 +20,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <ranges>
+#include <sstream>
 #include <utility>
 
 #include "bpf/netlat.h"
@@ -33,6 +34,13 @@ constexpr std::array<std::pair<ProbeMode, std::string_view>, 4> kProbeModes{{
     {ProbeMode::Kprobe, "kprobe"},
     {ProbeMode::Tracepoint, "tracepoint"},
 }};
+// The names alone, for choices and messages (a loop: clang 14 cannot compile libstdc++ 12's
+// std::views::values over pairs).
+constexpr std::array<std::string_view, kProbeModes.size()> kProbeModeNames = [] {
+    std::array<std::string_view, kProbeModes.size()> names{};
+    for (size_t i = 0; i < names.size(); ++i) names[i] = kProbeModes[i].second;
+    return names;
+}();
 constexpr std::array<std::string_view, 5> kLogLevels{"trace", "debug", "info", "warn", "error"};
 
 constexpr double kMaxBucketSeconds = 60.0;
@@ -296,7 +304,7 @@ const Field kFields[] = {
      [](const Config& c) { return YAML::Node(c.listen); }},
     {"probe_mode",
      [](const Value& v, Config& c) {
-         c.probe_mode = *probe_mode_from_string(v.choice(std::views::values(kProbeModes)));
+         c.probe_mode = *probe_mode_from_string(v.choice(kProbeModeNames));
      },
      [](const Config& c) { return YAML::Node(std::string(to_string(c.probe_mode))); }},
     {"interval",
@@ -473,6 +481,45 @@ std::string message_prefix(std::string_view source) {
     return "config " + printable(source, std::string_view::npos) + ": ";
 }
 
+// Where each document starts, and nothing else.
+struct DocumentStarts : YAML::EventHandler {
+    std::vector<YAML::Mark> starts;
+    void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+};
+
+// The one document of the text (null if there is none). Not YAML::LoadAll: in yaml-cpp 0.7 it
+// loops forever, taking memory, on a token that cannot start a node, such as a lone ','
+// (jbeder/yaml-cpp#1040, fixed upstream after 0.8). Here a document that starts where the one
+// before it started is that token. Throws ConfigError or YAML::Exception.
+YAML::Node load_one_document(std::string_view text, const std::string& prefix) {
+    std::istringstream stream{std::string(text)};
+    YAML::Parser parser(stream);
+    DocumentStarts documents;
+    while (parser.HandleNextDocument(documents)) {
+        const auto& starts = documents.starts;
+        if (starts.size() > 1 && starts.back().pos == starts[starts.size() - 2].pos) {
+            throw YAML::ParserException(starts.back(),
+                                        "unexpected " + quote(text.substr(starts.back().pos, 1)));
+        }
+    }
+    if (documents.starts.size() > 1) {
+        throw ConfigError(prefix + "has " + std::to_string(documents.starts.size()) +
+                          " YAML documents (allowed one)");
+    }
+    return documents.starts.empty() ? YAML::Node() : YAML::Load(std::string(text));
+}
+
 bool is_hostname(std::string_view host) {
     if (host.empty() || host.size() > 253) return false;
     size_t start = 0;
@@ -507,7 +554,7 @@ std::optional<ProbeMode> probe_mode_from_string(std::string_view text) {
 }
 
 std::string probe_mode_choices() {
-    return join(std::views::values(kProbeModes));
+    return join(kProbeModeNames);
 }
 
 ListenAddress parse_listen_address(std::string_view host_port) {
@@ -569,9 +616,9 @@ Config parse_config(std::string_view yaml_text, std::string_view source) {
         throw ConfigError(prefix + "has a NUL byte in line " + std::to_string(line) +
                           " (not a text file)");
     }
-    std::vector<YAML::Node> documents;
+    YAML::Node document;
     try {
-        documents = YAML::LoadAll(std::string(yaml_text));
+        document = load_one_document(yaml_text, prefix);
     } catch (const YAML::ParserException& e) {
         // yaml-cpp says "bad file" when nesting goes past its depth guard.
         const std::string what =
@@ -581,17 +628,13 @@ Config parse_config(std::string_view yaml_text, std::string_view source) {
     } catch (const YAML::Exception& e) {
         throw ConfigError(prefix + "invalid YAML: " + printable(e.msg));
     }
-    if (documents.size() > 1) {
-        throw ConfigError(prefix + "has " + std::to_string(documents.size()) +
-                          " YAML documents (allowed one)");
-    }
     Config config;
-    if (documents.empty() || documents[0].IsNull()) return config;
-    if (!documents[0].IsMap()) {
+    if (document.IsNull()) return config;
+    if (!document.IsMap()) {
         throw ConfigError(prefix + "expected a mapping of " + allowed_keys("") + ", got " +
-                          std::string(kind_of(documents[0])));
+                          std::string(kind_of(document)));
     }
-    read_section(documents[0], "", prefix, config);
+    read_section(document, "", prefix, config);
     check_across_keys(config, prefix);
     return config;
 }

@@ -180,8 +180,9 @@ std::set<int> bpf_ids_held(const std::string& kind) {
 std::set<int> bpf_ids_present(const std::string& kind) {
     const auto r = run_command({"bpftool", "-j", kind, "show"});
     std::set<int> ids;
+    // An object that went away while bpftool listed it is an {"error": ...} entry.
     for (const auto& obj : nlohmann::json::parse(r.out.empty() ? "[]" : r.out))
-        ids.insert(obj["id"].get<int>());
+        if (obj.contains("id") && obj["id"].is_number()) ids.insert(obj["id"].get<int>());
     return ids;
 }
 

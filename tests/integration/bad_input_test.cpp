@@ -75,6 +75,7 @@ std::vector<BadInput> bad_inputs() {
          "/nonexistent/netlatd.yaml: cannot read: No such file or directory"},
         {"not_a_mapping", kCheck, "- listen\n- 127.0.0.1:9810\n",
          "expected a mapping of listen, probe_mode"},
+        {"lone_comma", kStart, ",\n", "invalid YAML at line 1, column 1: unexpected ','"},
         {"two_documents", kCheck, "sampling: 1\n---\nsampling: 2\n", "has 2 YAML documents"},
         {"deep_nesting", kCheck, std::string(100000, '['), "nested too deeply"},
         // Keys.

@@ -187,6 +187,10 @@ TEST(ConfigErrors, NotText) {
     EXPECT_CONFIG_ERROR("a: \"\\\xff\"\n",
                         "config test.yaml: invalid YAML at line 1, column 7: unknown escape "
                         "character: \\xff");
+    // yaml-cpp 0.7's LoadAll never returns on these (found by tests/fuzz).
+    EXPECT_CONFIG_ERROR(",", "config test.yaml: invalid YAML at line 1, column 1: unexpected ','");
+    EXPECT_CONFIG_ERROR("# comment\n  , 50us\n",
+                        "config test.yaml: invalid YAML at line 2, column 3: unexpected ','");
     EXPECT_CONFIG_ERROR(std::string(100000, '[') + std::string(100000, ']'),
                         "config test.yaml: invalid YAML at line 1, column 1: nested too deeply");
     EXPECT_CONFIG_ERROR("sampling: " + std::string(100, '9') + "\n",
