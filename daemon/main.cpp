@@ -29,6 +29,7 @@
 #include "daemon/metrics/http.h"
 #include "daemon/metrics/metrics.h"
 #include "daemon/metrics/tls.h"
+#include "daemon/probes/netns.h"
 #include "daemon/probes/probes.h"
 #include "daemon/report/latency_store.h"
 #include "daemon/report/report.h"
@@ -246,6 +247,17 @@ int main(int argc, char** argv) {
     if (options.check_config) {
         std::cout << to_yaml(config);
         return 0;
+    }
+    // Interfaces are matched by name in every namespace, but a name that exists nowhere at start
+    // is a typo far more often than an interface still to come.
+    const auto& interfaces = config.filters.interfaces;
+    if (const auto missing = missing_interfaces(interfaces); !missing.empty()) {
+        const auto index =
+            std::find(interfaces.begin(), interfaces.end(), missing.front()) - interfaces.begin();
+        return fail(kExitUsage,
+                    "config " + printable(options.config_path.value_or(""), std::string::npos) +
+                        ": filters.interfaces[" + std::to_string(index) + "]: " +
+                        quote(missing.front()) + " is not an interface in any network namespace");
     }
     spdlog::set_level(spdlog::level::from_str(config.log_level));
 

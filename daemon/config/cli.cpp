@@ -43,15 +43,15 @@ constexpr OptionSpec kOptions[] = {
 std::chrono::milliseconds parse_once_duration(const std::string& value) {
     const std::optional<double> seconds = parse_duration_seconds(value);
     if (!seconds) {
-        throw CliError("--duration: '" + value +
-                       "' is not a duration (e.g. 8s, 1.5m, 500ms; a plain number is seconds)");
+        throw CliError("--duration: " + quote(value) +
+                       " is not a duration (e.g. 8s, 1.5m, 500ms; a plain number is seconds)");
     }
     const double ms = *seconds * 1e3;
     if (*seconds < 0.1 || *seconds > 86400) {
-        throw CliError("--duration: " + value + " is out of range (allowed 100ms..24h)");
+        throw CliError("--duration: " + printable(value) + " is out of range (allowed 100ms..24h)");
     }
     if (std::abs(ms - std::round(ms)) > 1e-6) {
-        throw CliError("--duration: " + value + " is not whole milliseconds");
+        throw CliError("--duration: " + printable(value) + " is not whole milliseconds");
     }
     return std::chrono::milliseconds(std::llround(ms));
 }
@@ -71,7 +71,7 @@ CliOptions parse_cli(int argc, char** argv) {
         if (spec == nullptr) {
             const std::string_view what =
                 arg.starts_with('-') ? "unknown option" : "unexpected argument";
-            throw CliError(std::string(what) + " '" + std::string(arg) + "' (see --help)");
+            throw CliError(std::string(what) + " " + quote(arg) + " (see --help)");
         }
         std::string value;
         if (spec->takes_value) {
@@ -97,7 +97,7 @@ CliOptions parse_cli(int argc, char** argv) {
             case Option::ProbeMode:
                 options.probe_mode = probe_mode_from_string(value);
                 if (!options.probe_mode) {
-                    throw CliError("--probe-mode: '" + value + "' is not one of " +
+                    throw CliError("--probe-mode: " + quote(value) + " is not one of " +
                                    probe_mode_choices());
                 }
                 break;

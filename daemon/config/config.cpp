@@ -18,7 +18,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <ranges>
+#include <sstream>
 #include <utility>
 
 #include "bpf/netlat.h"
@@ -33,6 +33,13 @@ constexpr std::array<std::pair<ProbeMode, std::string_view>, 4> kProbeModes{{
     {ProbeMode::Kprobe, "kprobe"},
     {ProbeMode::Tracepoint, "tracepoint"},
 }};
+// The names alone, for choices and messages (a loop: clang 14 cannot compile libstdc++ 12's
+// std::views::values over pairs).
+constexpr std::array<std::string_view, kProbeModes.size()> kProbeModeNames = [] {
+    std::array<std::string_view, kProbeModes.size()> names{};
+    for (size_t i = 0; i < names.size(); ++i) names[i] = kProbeModes[i].second;
+    return names;
+}();
 constexpr std::array<std::string_view, 5> kLogLevels{"trace", "debug", "info", "warn", "error"};
 
 constexpr double kMaxBucketSeconds = 60.0;
@@ -53,6 +60,31 @@ constexpr std::array<DurationUnit, 5> kDurationUnits{{
 }};
 
 }  // namespace
+
+// Public (config.h): the one way user text gets into a message.
+std::string printable(std::string_view text, size_t max_shown) {
+    std::string out;
+    for (size_t i = 0; i < text.size() && i < max_shown; ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (c < 0x20 || c >= 0x7f) {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "\\x%02x", c);
+            out += hex;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    if (text.size() > max_shown) out += "...";
+    return out;
+}
+
+std::string quote(std::string_view text) {
+    return "'" + printable(text) + "'";
+}
 
 // Public (config.h): --duration takes the same syntax.
 std::optional<double> parse_duration_seconds(std::string_view text) {
@@ -158,7 +190,7 @@ const Field kFields[] = {
      [](const Config& c) { return YAML::Node(c.listen); }},
     {"probe_mode",
      [](const Value& v, Config& c) {
-         c.probe_mode = *probe_mode_from_string(v.choice(std::views::values(kProbeModes)));
+         c.probe_mode = *probe_mode_from_string(v.choice(kProbeModeNames));
      },
      [](const Config& c) { return YAML::Node(std::string(to_string(c.probe_mode))); }},
     {"interval",
@@ -333,6 +365,11 @@ void check_across_keys(const Config& config, const std::string& prefix) {
     }
 }
 
+// "config SOURCE: ", which starts every message about a config.
+std::string message_prefix(std::string_view source) {
+    return "config " + printable(source, std::string_view::npos) + ": ";
+}
+
 bool is_hostname(std::string_view host) {
     if (host.empty() || host.size() > 253) return false;
     size_t start = 0;
@@ -367,7 +404,7 @@ std::optional<ProbeMode> probe_mode_from_string(std::string_view text) {
 }
 
 std::string probe_mode_choices() {
-    return join(std::views::values(kProbeModes));
+    return join(kProbeModeNames);
 }
 
 ListenAddress parse_listen_address(std::string_view host_port) {
@@ -422,7 +459,7 @@ ListenAddress parse_listen_address(std::string_view host_port) {
 }
 
 Config parse_config(std::string_view yaml_text, std::string_view source) {
-    const std::string prefix = "config " + std::string(source) + ": ";
+    const std::string prefix = message_prefix(source);
     const YAML::Node root = load_yaml_document(yaml_text, prefix);
     Config config;
     if (root.IsNull()) return config;
@@ -436,7 +473,8 @@ Config parse_config(std::string_view yaml_text, std::string_view source) {
 }
 
 Config load_config_file(const std::string& path) {
-    return parse_config(read_text_file(path, "config " + path), path);
+    return parse_config(read_text_file(path, "config " + printable(path, std::string_view::npos)),
+                        path);
 }
 
 Config default_config() {

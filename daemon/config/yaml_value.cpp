@@ -3,49 +3,79 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <sstream>
 
 namespace netlatd {
 
-std::string quote(std::string_view text) {
-    constexpr size_t kMaxShown = 64;
-    std::string out = "'";
-    for (size_t i = 0; i < text.size() && i < kMaxShown; ++i) {
-        const auto c = static_cast<unsigned char>(text[i]);
-        if (c == '\n') {
-            out += "\\n";
-        } else if (c == '\t') {
-            out += "\\t";
-        } else if (c < 0x20 || c == 0x7f) {
-            char hex[8];
-            std::snprintf(hex, sizeof hex, "\\x%02x", c);
-            out += hex;
-        } else {
-            out += static_cast<char>(c);
+namespace {
+
+// Where each document starts, and nothing else.
+struct DocumentStarts : YAML::EventHandler {
+    std::vector<YAML::Mark> starts;
+    void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+};
+
+// The one document of the text (null if there is none). Not YAML::LoadAll: in yaml-cpp 0.7 it
+// loops forever, taking memory, on a token that cannot start a node, such as a lone ','
+// (jbeder/yaml-cpp#1040, fixed upstream after 0.8). Here a document that starts where the one
+// before it started is that token. Throws ConfigError or YAML::Exception.
+YAML::Node load_one_document(std::string_view text, const std::string& prefix) {
+    std::istringstream stream{std::string(text)};
+    YAML::Parser parser(stream);
+    DocumentStarts documents;
+    while (parser.HandleNextDocument(documents)) {
+        const auto& starts = documents.starts;
+        if (starts.size() > 1 && starts.back().pos == starts[starts.size() - 2].pos) {
+            throw YAML::ParserException(starts.back(),
+                                        "unexpected " + quote(text.substr(starts.back().pos, 1)));
         }
     }
-    if (text.size() > kMaxShown) out += "...";
-    return out + "'";
-}
-
-YAML::Node load_yaml_document(std::string_view yaml_text, const std::string& prefix) {
-    std::vector<YAML::Node> documents;
-    try {
-        documents = YAML::LoadAll(std::string(yaml_text));
-    } catch (const YAML::ParserException& e) {
-        throw ConfigError(prefix + "invalid YAML at line " + std::to_string(e.mark.line + 1) +
-                          ", column " + std::to_string(e.mark.column + 1) + ": " + e.msg);
-    } catch (const YAML::Exception& e) {
-        throw ConfigError(prefix + "invalid YAML: " + e.msg);
-    }
-    if (documents.size() > 1) {
-        throw ConfigError(prefix + "has " + std::to_string(documents.size()) +
+    if (documents.starts.size() > 1) {
+        throw ConfigError(prefix + "has " + std::to_string(documents.starts.size()) +
                           " YAML documents (allowed one)");
     }
-    return documents.empty() ? YAML::Node() : documents[0];
+    return documents.starts.empty() ? YAML::Node() : YAML::Load(std::string(text));
+}
+
+}  // namespace
+
+YAML::Node load_yaml_document(std::string_view yaml_text, const std::string& prefix) {
+    // YAML has no NUL characters; yaml-cpp would keep them inside values.
+    if (const size_t nul = yaml_text.find('\0'); nul != std::string_view::npos) {
+        const auto line = std::count(yaml_text.begin(), yaml_text.begin() + nul, '\n') + 1;
+        throw ConfigError(prefix + "has a NUL byte in line " + std::to_string(line) +
+                          " (not a text file)");
+    }
+    try {
+        return load_one_document(yaml_text, prefix);
+    } catch (const YAML::ParserException& e) {
+        // yaml-cpp says "bad file" when nesting goes past its depth guard.
+        const std::string what =
+            dynamic_cast<const YAML::DeepRecursion*>(&e) ? "nested too deeply" : printable(e.msg);
+        throw ConfigError(prefix + "invalid YAML at line " + std::to_string(e.mark.line + 1) +
+                          ", column " + std::to_string(e.mark.column + 1) + ": " + what);
+    } catch (const YAML::Exception& e) {
+        throw ConfigError(prefix + "invalid YAML: " + printable(e.msg));
+    }
 }
 
 std::string read_text_file(const std::string& path, const std::string& what) {
@@ -54,9 +84,10 @@ std::string read_text_file(const std::string& path, const std::string& what) {
     };
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw cannot_read();
+    // Reading stops past the limit: a huge file or /dev/zero is refused, not slurped.
     std::string text;
     char buf[8192];
-    for (;;) {
+    while (text.size() <= kMaxConfigBytes) {
         const ssize_t n = ::read(fd, buf, sizeof buf);
         if (n == 0) break;
         if (n < 0) {
@@ -68,6 +99,10 @@ std::string read_text_file(const std::string& path, const std::string& what) {
         text.append(buf, static_cast<size_t>(n));
     }
     ::close(fd);
+    if (text.size() > kMaxConfigBytes) {
+        throw ConfigError(what + ": larger than " + std::to_string(kMaxConfigBytes >> 20) + " MiB (" +
+                          std::to_string(kMaxConfigBytes) + " bytes), the most a config file may be");
+    }
     return text;
 }
 
@@ -107,7 +142,7 @@ int64_t Value::integer(int64_t lo, int64_t hi) const {
         fail(quote(text) + " is not an integer");
     }
     if (ec != std::errc() || number < lo || number > hi) {
-        fail(text + " is out of range (allowed " + std::to_string(lo) + ".." + std::to_string(hi) +
+        fail(printable(text) + " is out of range (allowed " + std::to_string(lo) + ".." + std::to_string(hi) +
              ")");
     }
     return number;
@@ -118,7 +153,7 @@ double Value::duration(double lo_seconds, double hi_seconds) const {
     const auto seconds = parse_duration_seconds(text);
     if (!seconds) fail(quote(text) + " is not a duration (" + std::string(kDurationForms) + ")");
     if (*seconds < lo_seconds || *seconds > hi_seconds) {
-        fail(text + " is out of range (allowed " + format_duration(lo_seconds) + ".." +
+        fail(printable(text) + " is out of range (allowed " + format_duration(lo_seconds) + ".." +
              format_duration(hi_seconds) + ")");
     }
     return *seconds;

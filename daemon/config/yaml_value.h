@@ -27,14 +27,15 @@ std::string join(const Names& names) {
     return out;
 }
 
-// A value from the user, quoted for a one-line message: control characters escaped, long text cut.
-std::string quote(std::string_view text);
+// Files netlatd reads as configuration are at most this big (the default config is 4 KiB).
+inline constexpr size_t kMaxConfigBytes = size_t{1} << 20;
 
 // The one YAML document of a file (Null when empty). Throws ConfigError(prefix + "invalid YAML at
-// line L, column C: ..." or "... has N YAML documents (allowed one)").
+// line L, column C: ..." or "... has N YAML documents (allowed one)" or "... has a NUL byte ...").
 YAML::Node load_yaml_document(std::string_view yaml_text, const std::string& prefix);
 
-// The whole file. Throws ConfigError(what + ": cannot read: " + strerror), e.g.
+// The whole file, up to kMaxConfigBytes. Throws ConfigError(what + ": cannot read: " + strerror),
+// or what + ": larger than 1 MiB ...", e.g.
 // "config /etc/netlatd/netlatd.yaml: cannot read: No such file or directory".
 std::string read_text_file(const std::string& path, const std::string& what);
 

@@ -12,12 +12,15 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 namespace netlatd::test {
 
@@ -147,6 +150,40 @@ CommandResult run_command(const std::vector<std::string>& argv) {
     unlink(out_tmpl);
     unlink(err_tmpl);
     return r;
+}
+
+std::set<int> bpf_ids_held_by(const std::string& kind, pid_t pid) {
+    std::set<int> ids;
+    const std::string key = kind + "_id:";
+    std::error_code ec;  // the process or its fds may go away while we read
+    for (const auto& entry :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fdinfo", ec)) {
+        std::ifstream in(entry.path());
+        std::string line;
+        while (std::getline(in, line))
+            if (line.rfind(key, 0) == 0) ids.insert(std::stoi(line.substr(key.size())));
+    }
+    return ids;
+}
+
+std::set<int> bpf_ids_held(const std::string& kind) {
+    std::set<int> ids;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+        const std::string name = entry.path().filename();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        ids.merge(bpf_ids_held_by(kind, std::stoi(name)));
+    }
+    return ids;
+}
+
+std::set<int> bpf_ids_present(const std::string& kind) {
+    const auto r = run_command({"bpftool", "-j", kind, "show"});
+    std::set<int> ids;
+    // An object that went away while bpftool listed it is an {"error": ...} entry.
+    for (const auto& obj : nlohmann::json::parse(r.out.empty() ? "[]" : r.out))
+        if (obj.contains("id") && obj["id"].is_number()) ids.insert(obj["id"].get<int>());
+    return ids;
 }
 
 Daemon::Daemon(const std::string& config_yaml, std::vector<std::string> extra_args,

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,13 @@ struct CommandResult {
     std::string out, err;
 };
 CommandResult run_command(const std::vector<std::string>& argv);
+
+// Ids of the BPF objects of a kind ("prog", "link"): those process `pid` holds through its fds
+// (from fdinfo; a link's fd names its program too), those every process holds, and all the kernel
+// has now (bpftool).
+std::set<int> bpf_ids_held_by(const std::string& kind, pid_t pid);
+std::set<int> bpf_ids_held(const std::string& kind);
+std::set<int> bpf_ids_present(const std::string& kind);
 
 // The body of a 200 answer; nullopt for any other status or no answer.
 std::optional<std::string> http_get(const std::string& host, int port, const std::string& path);

@@ -183,6 +183,43 @@ TEST(ConfigErrors, BadYamlNamesLineAndColumn) {
                         "config test.yaml: has 2 YAML documents (allowed one)");
 }
 
+// Text that is not a config at all: still one printable line, never a crash.
+TEST(ConfigErrors, NotText) {
+    EXPECT_CONFIG_ERROR(std::string_view("listen: 1\0\n", 11),
+                        "config test.yaml: has a NUL byte in line 1 (not a text file)");
+    EXPECT_CONFIG_ERROR("a: \"\\\xff\"\n",
+                        "config test.yaml: invalid YAML at line 1, column 7: unknown escape "
+                        "character: \\xff");
+    // yaml-cpp 0.7's LoadAll never returns on these (found by tests/fuzz).
+    EXPECT_CONFIG_ERROR(",", "config test.yaml: invalid YAML at line 1, column 1: unexpected ','");
+    EXPECT_CONFIG_ERROR("# comment\n  , 50us\n",
+                        "config test.yaml: invalid YAML at line 2, column 3: unexpected ','");
+    EXPECT_CONFIG_ERROR(std::string(100000, '[') + std::string(100000, ']'),
+                        "config test.yaml: invalid YAML at line 1, column 1: nested too deeply");
+    EXPECT_CONFIG_ERROR("sampling: " + std::string(100, '9') + "\n",
+                        "config test.yaml: sampling: " + std::string(64, '9') +
+                            "... is out of range (allowed 1..65536)");
+    EXPECT_CONFIG_ERROR("listen: \"\xc3\xa9:80\"\n",
+                        "config test.yaml: listen: '\\xc3\\xa9:80' has '\\xc3\\xa9', which is not "
+                        "an IPv4 address or a hostname (letters, digits, '-', '.')");
+    try {
+        parse_config("x: 1", "a\nb.yaml");
+        ADD_FAILURE() << "parsed";
+    } catch (const ConfigError& e) {
+        EXPECT_STREQ(e.what(),
+                     "config a\\nb.yaml: unknown key 'x' (allowed: listen, probe_mode, "
+                     "interval, buckets, labels, filters, sampling, maps, log_level, "
+                     "log_summary)");
+    }
+}
+
+TEST(Printable, EscapesAndCuts) {
+    EXPECT_EQ(printable("a\tb\nc\x01\x7f\xe2\x82\xac"), "a\\tb\\nc\\x01\\x7f\\xe2\\x82\\xac");
+    EXPECT_EQ(printable("abcdef", 3), "abc...");
+    EXPECT_EQ(printable("abc", 3), "abc");
+    EXPECT_EQ(quote(std::string(65, 'x')), "'" + std::string(64, 'x') + "...'");
+}
+
 TEST(ConfigErrors, UnknownKeys) {
     EXPECT_CONFIG_ERROR("lables: {}\n",
                         "config test.yaml: unknown key 'lables' (allowed: listen, probe_mode, "
@@ -389,6 +426,17 @@ TEST(ConfigErrors, Files) {
     EXPECT_EQ(file_error(dir + "out_of_range.yaml"),
               "config " + dir +
                   "out_of_range.yaml: buckets.per_octave: 40 is out of range (allowed 1..16)");
+    // At most 1 MiB is read, so /dev/zero ends too.
+    const std::string big = ::testing::TempDir() + "netlatd-big.yaml";
+    std::ofstream(big) << std::string((1 << 20) - 1, '#') << "\n";
+    EXPECT_EQ(file_error(big), "");
+    std::ofstream(big, std::ios::app) << "\n";
+    EXPECT_EQ(file_error(big), "config " + big +
+                                   ": larger than 1 MiB (1048576 bytes), the most a config file "
+                                   "may be");
+    std::remove(big.c_str());
+    EXPECT_EQ(file_error("/dev/zero"),
+              "config /dev/zero: larger than 1 MiB (1048576 bytes), the most a config file may be");
     for (const char* name : {"bad_yaml", "unknown_key", "wrong_type", "out_of_range"}) {
         EXPECT_EQ(file_error(dir + name + ".yaml").find('\n'), std::string::npos) << name;
     }
