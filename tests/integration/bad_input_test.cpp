@@ -56,6 +56,9 @@ const std::vector<std::string> kCheck = {"--check-config", "--config", "{file}"}
 // The start path (config, interface check, probes) with no HTTP port; a row that wrongly starts
 // ends after a second with exit 0 and fails.
 const std::vector<std::string> kStart = {"--once", "--duration", "1s", "--config", "{file}"};
+// The same start path with the file as the web config (its TLS files are checked there too).
+const std::vector<std::string> kStartWeb = {"--once", "--duration", "1s", "--web.config.file",
+                                            "{file}"};
 
 std::vector<BadInput> bad_inputs() {
     return {
@@ -154,6 +157,24 @@ std::vector<BadInput> bad_inputs() {
          "filters.interfaces: has 9 entries (allowed at most 8)"},
         {"interface_missing", kStart, "filters:\n  interfaces: [lo, nosuchif0]\n",
          "filters.interfaces[1]: 'nosuchif0' is not an interface in any network namespace"},
+        // Web config files (--web.config.file, the exporter-toolkit format), at start.
+        {"web_config_not_yaml", kStartWeb, ",\n", "invalid YAML at line 1, column 1: unexpected ','"},
+        {"web_config_directory", {"--once", "--duration", "1s", "--web.config.file", "{dir}"}, "",
+         "cannot read: Is a directory"},
+        {"web_config_unknown_key", kStartWeb, "unknown: 1\n",
+         "unknown key 'unknown' (allowed: tls_server_config, http_server_config, basic_auth_users)"},
+        {"web_config_wrong_type", kStartWeb, "tls_server_config: [1]\n",
+         "tls_server_config: expected a mapping of cert_file, key_file"},
+        {"web_config_cert_without_key", kStartWeb, "tls_server_config:\n  cert_file: /etc/hostname\n",
+         "tls_server_config: needs both cert_file and key_file"},
+        {"web_config_missing_cert", kStartWeb,
+         "tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: /nonexistent.key\n",
+         "tls_server_config.cert_file: /nonexistent.crt: cannot read: No such file or directory"},
+        {"web_config_plaintext_password", kStartWeb, "basic_auth_users:\n  u: secret\n",
+         "basic_auth_users.u: is not a bcrypt hash"},
+        {"web_config_header_not_allowed", kStartWeb,
+         "http_server_config:\n  headers:\n    Set-Cookie: x\n",
+         "unknown key 'http_server_config.headers.Set-Cookie'"},
     };
 }
 
