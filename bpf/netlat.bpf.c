@@ -351,6 +351,10 @@ extern int LINUX_KERNEL_VERSION __kconfig;
     SEC("kprobe/" #fn)                                                                            \
     int BPF_KPROBE(kp_##fn, struct sock *sk, struct msghdr *msg, size_t len, long a4, long a5)    \
     {                                                                                             \
+        /* Both loaded before the choice: a choice between two context fields would otherwise */  \
+        /* become one load at a computed context offset, which the verifier refuses. */            \
+        barrier_var(a4);                                                                          \
+        barrier_var(a5);                                                                          \
         rx_call_enter(sk, RECVMSG_HAS_NONBLOCK ? (int)a5 : (int)a4);                              \
         return 0;                                                                                 \
     }                                                                                             \

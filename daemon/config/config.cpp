@@ -33,13 +33,7 @@ constexpr std::array<std::pair<ProbeMode, std::string_view>, 4> kProbeModes{{
     {ProbeMode::Kprobe, "kprobe"},
     {ProbeMode::Tracepoint, "tracepoint"},
 }};
-// The names alone, for choices and messages (a loop: clang 14 cannot compile libstdc++ 12's
-// std::views::values over pairs).
-constexpr std::array<std::string_view, kProbeModes.size()> kProbeModeNames = [] {
-    std::array<std::string_view, kProbeModes.size()> names{};
-    for (size_t i = 0; i < names.size(); ++i) names[i] = kProbeModes[i].second;
-    return names;
-}();
+constexpr auto kProbeModeNames = names_of(kProbeModes);
 constexpr std::array<std::string_view, 5> kLogLevels{"trace", "debug", "info", "warn", "error"};
 
 constexpr double kMaxBucketSeconds = 60.0;

@@ -4,7 +4,6 @@
 #include <array>
 #include <cctype>
 #include <functional>
-#include <ranges>
 
 #include "daemon/config/config.h"
 #include "daemon/config/yaml_value.h"
@@ -89,7 +88,7 @@ void for_each_entry(const Value& section, const std::vector<std::string_view>& a
 template <typename Enum, size_t N>
 Enum read_choice(const Value& value,
                  const std::array<std::pair<Enum, std::string_view>, N>& table) {
-    const std::string text = value.choice(std::views::values(table));
+    const std::string text = value.choice(names_of(table));
     for (const auto& [item, name] : table) {
         if (name == text) return item;
     }
@@ -119,7 +118,7 @@ TlsServerConfig read_tls(const Value& section) {
                                value.fail(quote(text) +
                                           " accepts unverified client certificates and is not "
                                           "supported (allowed: " +
-                                          join(std::views::values(kClientAuthTypes)) + ")");
+                                          join(names_of(kClientAuthTypes)) + ")");
                            }
                            client_auth = read_choice(value, kClientAuthTypes);
                        }

@@ -5,7 +5,9 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <array>
 #include <cstdint>
+#include <utility>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +18,16 @@ namespace netlatd {
 
 inline constexpr std::string_view kDurationForms =
     "e.g. 250ns, 10us, 1.5ms, 2s, 1m; a plain number is seconds";
+
+// The names of a (value, name) table, for choices and messages (a loop: clang 14 cannot compile
+// libstdc++ 12's std::views::values over pairs, and the sanitized build uses clang).
+template <typename Enum, size_t N>
+constexpr std::array<std::string_view, N> names_of(
+    const std::array<std::pair<Enum, std::string_view>, N>& table) {
+    std::array<std::string_view, N> names{};
+    for (size_t i = 0; i < N; ++i) names[i] = table[i].second;
+    return names;
+}
 
 template <typename Names>
 std::string join(const Names& names) {

@@ -209,7 +209,7 @@ TEST(ConfigErrors, NotText) {
         EXPECT_STREQ(e.what(),
                      "config a\\nb.yaml: unknown key 'x' (allowed: listen, probe_mode, "
                      "interval, buckets, labels, filters, sampling, maps, log_level, "
-                     "log_summary)");
+                     "log_summary, bpf_stats)");
     }
 }
 

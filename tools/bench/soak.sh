@@ -98,8 +98,18 @@ scrape_for() {
     wait "${scraper_pids[@]}"
 }
 
-# Warm-up: traffic and scrapes, so that the start figures include what the first scrapes allocate.
+# Warm-up: traffic and scrapes, so that the start figures include what the first scrapes allocate,
+# then as many concurrent scrapes as netlatd has HTTP workers (256, daemon/metrics/http.cpp), so
+# that every worker has served once: a pool thread's first request touches its stack (about 64 KiB
+# each), which is the pool filling up, not a leak.
 scrape_for "$work/warm" "$warmup"
+burst_pids=()
+for _ in $(seq 300); do
+    curl -s -o /dev/null --max-time 10 "$url/metrics" &
+    burst_pids+=($!)
+done
+wait "${burst_pids[@]}" || true
+sleep 1
 read -r rss0 fds0 links0 cpu0 ns0 <<<"$(resources "$netlatd_pid")"
 start=$(date +%s.%N)
 
