@@ -28,14 +28,14 @@ std::string netlatd_path() { return NETLATD_PATH; }
 std::string netlat_load_path() { return NETLAT_LOAD_PATH; }
 std::string source_dir() { return NETLAT_SOURCE_DIR; }
 
-namespace {
-
 std::string read_file(const std::string& path) {
     std::ifstream in(path);
     std::stringstream ss;
     ss << in.rdbuf();
     return ss.str();
 }
+
+namespace {
 
 class Fd {
 public:

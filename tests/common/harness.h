@@ -19,6 +19,8 @@ namespace netlatd::test {
 std::string netlatd_path();
 std::string netlat_load_path();
 std::string source_dir();
+// The whole file, or "" if it cannot be read.
+std::string read_file(const std::string& path);
 
 struct HttpAnswer {
     int status = 0;

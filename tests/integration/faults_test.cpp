@@ -30,13 +30,6 @@ using std::chrono::milliseconds;
 
 namespace {
 
-std::string read_text(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
-
 size_t occurrences(const std::string& text, const std::string& what) {
     size_t n = 0;
     for (size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1))
@@ -209,7 +202,7 @@ TEST(Faults, SigkillDuringStartupLeavesNothingAttachedAndRestartIsReady) {
     {
         const pid_t pid = launch(port, dir + "/reference.log");
         const auto ready = wait_ready(port, pid, milliseconds(60000));
-        ASSERT_TRUE(ready) << read_text(dir + "/reference.log");
+        ASSERT_TRUE(ready) << read_file(dir + "/reference.log");
         startup = *ready;
         names = program_names_of(pid);
         links = held_by(pid).links;
@@ -248,7 +241,7 @@ TEST(Faults, SigkillDuringStartupLeavesNothingAttachedAndRestartIsReady) {
         int status = 0;
         waitpid(pid, &status, 0);
         EXPECT_TRUE(WIFSIGNALED(status))
-            << "run " << run << " exited by itself: " << read_text(log);
+            << "run " << run << " exited by itself: " << read_file(log);
         const Leaks leaks = leaked(prog_base, link_base, names);
         EXPECT_TRUE(leaks.empty())
             << "run " << run << ": " << leaks.programs.size() << " programs and "
@@ -257,12 +250,12 @@ TEST(Faults, SigkillDuringStartupLeavesNothingAttachedAndRestartIsReady) {
         const std::string restart_log = dir + "/restart" + std::to_string(run) + ".log";
         const pid_t restart = launch(port, restart_log);
         const auto ready = wait_ready(port, restart, milliseconds(60000));
-        EXPECT_TRUE(ready) << "restart after run " << run << ": " << read_text(restart_log);
+        EXPECT_TRUE(ready) << "restart after run " << run << ": " << read_file(restart_log);
         kill(restart, SIGTERM);
         waitpid(restart, &status, 0);
-        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << read_text(restart_log);
+        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << read_file(restart_log);
         if (ready) slowest_restart = std::max(slowest_restart, *ready);
-        const bool was_ready = read_text(log).find("ready: every hook") != std::string::npos;
+        const bool was_ready = read_file(log).find("ready: every hook") != std::string::npos;
         std::printf("| %d | %lld | %zu programs, %zu links%s | %zu programs, %zu links | %lld |\n",
                     run + 1, static_cast<long long>(killed_after.count()), held.programs,
                     held.links, was_ready ? ", ready" : "", leaks.programs.size(),
