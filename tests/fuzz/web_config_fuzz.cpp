@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "daemon/config/config.h"
 #include "daemon/config/web_config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
