@@ -39,14 +39,15 @@ struct Fd {
 
 std::string errno_text() { return std::strerror(errno); }
 
-// r0 = value; exit
-int load_nothing(bpf_prog_type type, bpf_attach_type attach, __u32 btf_id, int value) {
+// r0 = value; exit. `type` is an int: BPF_PROG_TYPE_NETFILTER (32) is newer than the enum of
+// Debian 12's headers, and a variable of the enum type holding it is undefined behaviour.
+int load_nothing(int type, bpf_attach_type attach, __u32 btf_id, int value) {
     const bpf_insn insns[] = {
         {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, value},
         {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
     };
     LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = attach, .attach_btf_id = btf_id);
-    return bpf_prog_load(type, "netlat_floor", "GPL", insns, 2, &opts);
+    return bpf_prog_load(static_cast<bpf_prog_type>(type), "netlat_floor", "GPL", insns, 2, &opts);
 }
 
 class Floor {
@@ -69,7 +70,7 @@ public:
     }
 
     void netfilter(const HookCandidate& c) {
-        Fd prog(load_nothing(static_cast<bpf_prog_type>(netlatd::kProgTypeNetfilter),
+        Fd prog(load_nothing(netlatd::kProgTypeNetfilter,
                              static_cast<bpf_attach_type>(netlatd::kAttachNetfilter), 0,
                              1 /* NF_ACCEPT */));
         if (prog.fd < 0) throw ProbeError("netfilter program: load: " + errno_text());
