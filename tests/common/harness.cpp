@@ -28,6 +28,21 @@ std::string netlatd_path() { return NETLATD_PATH; }
 std::string netlat_load_path() { return NETLAT_LOAD_PATH; }
 std::string source_dir() { return NETLAT_SOURCE_DIR; }
 
+pid_t spawn_logged(std::vector<std::string> argv, const std::string& log_path) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+        const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        std::vector<char*> args;
+        for (auto& arg : argv) args.push_back(arg.data());
+        args.push_back(nullptr);
+        execvp(args[0], args.data());
+        _exit(127);
+    }
+    return pid;
+}
+
 std::string read_file(const std::string& path) {
     std::ifstream in(path);
     std::stringstream ss;
@@ -205,17 +220,7 @@ Daemon::Daemon(const std::string& config_yaml, std::vector<std::string> extra_ar
     }
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     std::string log_path = dir_ + "/netlatd.log";
-    pid_ = fork();
-    if (pid_ == 0) {
-        int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fd, 2);
-        dup2(fd, 1);
-        std::vector<char*> args;
-        for (auto& a : argv) args.push_back(a.data());
-        args.push_back(nullptr);
-        execvp(args[0], args.data());
-        _exit(127);
-    }
+    pid_ = spawn_logged(argv, log_path);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (std::chrono::steady_clock::now() < deadline) {
         if (!running()) return;  // the test reads the exit status and log

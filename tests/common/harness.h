@@ -19,6 +19,8 @@ namespace netlatd::test {
 std::string netlatd_path();
 std::string netlat_load_path();
 std::string source_dir();
+// Starts argv[0] (PATH searched) with stdout and stderr into log_path; its pid (-1 if fork failed).
+pid_t spawn_logged(std::vector<std::string> argv, const std::string& log_path);
 // The whole file, or "" if it cannot be read.
 std::string read_file(const std::string& path);
 

@@ -58,18 +58,7 @@ pid_t launch(int port, const std::string& log_path, const std::string& config_pa
     std::vector<std::string> argv = {netlatd_path(), "--listen",
                                      "127.0.0.1:" + std::to_string(port)};
     if (!config_path.empty()) argv.insert(argv.end(), {"--config", config_path});
-    const pid_t pid = fork();
-    if (pid == 0) {
-        const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        std::vector<char*> args;
-        for (auto& arg : argv) args.push_back(arg.data());
-        args.push_back(nullptr);
-        execv(args[0], args.data());
-        _exit(127);
-    }
-    return pid;
+    return spawn_logged(argv, log_path);
 }
 
 // How long until /healthz on port answers 200; nullopt if pid exits or the timeout passes first.
