@@ -17,7 +17,6 @@
 #define NF_INET_POST_ROUTING 4
 
 /* ---- configuration, set by the daemon before load ---- */
-const volatile __u32 cfg_sample_every = 1; /* track 1 in N packets/calls */
 const volatile __u8 cfg_netns_label = 0;
 const volatile __u32 cfg_hooked_stages = ~0u; /* bit per enum netlat_stage that has a hook */
 const volatile __u64 cfg_stale_ns = 5000000000ULL;
@@ -31,6 +30,11 @@ const volatile __u32 cfg_n_netns = 0;
 const volatile __u32 cfg_netns[NETLAT_MAX_NETNS] = {};
 /* sendto, sendmsg, sendmmsg, write, writev: filled by the daemon; -1 never matches */
 const volatile long cfg_send_syscalls[NETLAT_SEND_SYSCALLS] = {-1, -1, -1, -1, -1};
+
+/* ---- set by the daemon while running ---- */
+/* Measure 1 in N flows, chosen by port pair (flow_sampled): the config's sampling, raised by the
+ * overhead budget when the programs cost more than it allows. */
+volatile __u32 flow_sample_every = 1;
 
 /* ---- histograms and counters ----
  * Per-CPU data is updated with plain increments, not atomic ones: no other CPU writes it. A program
@@ -73,6 +77,14 @@ struct {
 } counters SEC(".maps");
 
 /* ---- small helpers ---- */
+
+/* Reads a chain of fields, as BPF_CORE_READ(src, a, ...) does. Programs whose arguments are typed
+ * kernel pointers (tp_btf, fentry/fexit, netfilter: btf = 1) load them directly, with the same CO-RE
+ * relocations; kprobes (btf = 0), whose arguments are plain addresses, need a probe read per
+ * pointer. btf is a constant of each entry point, so each program keeps only its own kind. */
+#define READ(btf, src, a, ...)                                                       \
+    ((btf) ? (___type((src), a, ##__VA_ARGS__))___arrow((src), a, ##__VA_ARGS__)     \
+           : BPF_CORE_READ((src), a, ##__VA_ARGS__))
 
 static __always_inline void count(__u32 idx)
 {
@@ -161,9 +173,11 @@ static __always_inline int segment_into(int stage)
 static __always_inline int seq_before_eq(__u32 a, __u32 b) { return (__s32)(a - b) <= 0; }
 
 
-static __always_inline int sampled(void)
+/* Whether a flow (local and remote port) is measured: every packet and call of a flow gets the same
+ * answer at every stage in both directions, so a measured flow's joins stay whole. */
+static __always_inline int flow_sampled(__u16 lport, __u16 rport)
 {
-    return cfg_sample_every <= 1 || bpf_get_prandom_u32() % cfg_sample_every == 0;
+    return netlat_flow_sampled(lport, rport, flow_sample_every);
 }
 
 

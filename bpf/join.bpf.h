@@ -53,6 +53,8 @@ struct {
  */
 struct sock_state {
     __u64 owner;    /* the socket's inode: a socket reallocated at the same address starts afresh */
+    __u64 id;       /* its pending items' key: the inode, or a unique number for state made before
+                     * accept() gave the socket its file (kept when the inode becomes known) */
     __u64 last_skb; /* UDP: the newest datagram given a position, and its last stage's time */
     __u64 last_ts;  /* (0: untracked), which tell it from a later skb at the same address */
     __u32 head;     /* positions given so far */
@@ -75,7 +77,7 @@ struct {
 
 enum pending_kind { PENDING_RX_DGRAM, PENDING_RX_SEGMENT, PENDING_TX_CALL };
 struct pending_key {
-    __u64 owner; /* socket inode */
+    __u64 owner; /* sock_state.id */
     __u32 pos;
     __u32 kind;
 };
@@ -97,10 +99,11 @@ struct {
 
 /* The state of a socket. State left by a closed socket whose memory now holds another socket is
  * stale (its pending items belong to the old one): it is reset, and counted stale. */
-static __always_inline struct sock_state *sock_state_get(void *map, int map_id, const struct sock *sk,
-                                                         int create, int seg_stale)
+static __always_inline struct sock_state *sock_state_get(int btf, void *map, int map_id,
+                                                         const struct sock *sk, int create,
+                                                         int seg_stale)
 {
-    __u64 key = (__u64)sk, ino = sock_ino(sk);
+    __u64 key = (__u64)sk, ino = sock_ino(btf, sk);
     struct sock_state *r = bpf_map_lookup_elem(map, &key);
     if (r && r->owner == ino) return r;
     if (r && !r->owner) { /* made before accept() gave the socket its file */
@@ -109,7 +112,7 @@ static __always_inline struct sock_state *sock_state_get(void *map, int map_id, 
     }
     if (!create) return 0;
     if (r) count_unmatched(seg_stale, NETLAT_UNMATCHED_STALE);
-    struct sock_state fresh = {.owner = ino};
+    struct sock_state fresh = {.owner = ino, .id = ino ? ino : bpf_ktime_get_ns() | (1ULL << 63)};
     bpf_map_update_elem(map, &key, &fresh, r ? BPF_EXIST : BPF_NOEXIST);
     if (!r) count(NETLAT_CTR_MAP_INSERT(map_id));
     return bpf_map_lookup_elem(map, &key);
@@ -119,7 +122,7 @@ static __always_inline struct sock_state *sock_state_get(void *map, int map_id, 
  * owns the socket): the item is in the map before the head moves past it. */
 static __always_inline void pending_push(struct sock_state *r, int kind, struct pending *p)
 {
-    struct pending_key k = {.owner = r->owner, .pos = r->head, .kind = kind};
+    struct pending_key k = {.owner = r->id, .pos = r->head, .kind = kind};
     upsert_key(&pending, NETLAT_MAP_PENDING, &k, p);
     r->head = k.pos + 1;
 }

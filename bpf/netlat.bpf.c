@@ -77,28 +77,28 @@ int BPF_PROG(tp_sys_enter, struct pt_regs *regs, long id)
 SEC("tp_btf/tcp_sendmsg_locked")
 int BPF_PROG(tp_tcp_sendmsg_locked, const struct sock *sk, const struct msghdr *msg)
 {
-    tx_transport_tcp(sk, msg);
+    tx_transport_tcp(1, sk, msg);
     return 0;
 }
 
 SEC("netfilter")
 int nf_tx_network(struct bpf_nf_ctx *ctx)
 {
-    tx_network(ctx->skb);
+    tx_network(1, ctx->skb);
     return NF_ACCEPT;
 }
 
 SEC("tp_btf/net_dev_queue")
 int BPF_PROG(tp_net_dev_queue, struct sk_buff *skb)
 {
-    tx_device(skb);
+    tx_device(1, skb);
     return 0;
 }
 
 SEC("tp_btf/net_dev_start_xmit")
 int BPF_PROG(tp_net_dev_start_xmit, const struct sk_buff *skb)
 {
-    tx_driver(skb);
+    tx_driver(1, skb);
     return 0;
 }
 
@@ -106,7 +106,7 @@ int BPF_PROG(tp_net_dev_start_xmit, const struct sk_buff *skb)
     SEC("tp_btf/" #name)                         \
     int BPF_PROG(tp_##name, struct sk_buff *skb) \
     {                                            \
-        rx_driver(skb);                          \
+        rx_driver(1, skb);                       \
         return 0;                                \
     }
 RX_DRIVER_TP(netif_rx)
@@ -118,42 +118,42 @@ RX_DRIVER_TP(napi_gro_frags_entry)
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(tp_netif_receive_skb, struct sk_buff *skb)
 {
-    rx_skb_stage(skb, NETLAT_STAGE_RX_DEVICE);
+    rx_skb_stage(1, skb, NETLAT_STAGE_RX_DEVICE);
     return 0;
 }
 
 SEC("netfilter")
 int nf_rx_network(struct bpf_nf_ctx *ctx)
 {
-    rx_skb_stage(ctx->skb, NETLAT_STAGE_RX_NETWORK);
+    rx_skb_stage(1, ctx->skb, NETLAT_STAGE_RX_NETWORK);
     return NF_ACCEPT;
 }
 
 SEC("netfilter")
 int nf_rx_transport(struct bpf_nf_ctx *ctx)
 {
-    rx_skb_stage(ctx->skb, NETLAT_STAGE_RX_TRANSPORT);
+    rx_skb_stage(1, ctx->skb, NETLAT_STAGE_RX_TRANSPORT);
     return NF_ACCEPT;
 }
 
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(tp_tcp_probe, struct sock *sk, const struct sk_buff *skb)
 {
-    rx_tcp_owned(sk, skb);
+    rx_tcp_owned(1, sk, skb);
     return 0;
 }
 
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(tp_sk_data_ready, const struct sock *sk)
 {
-    rx_queued(sk);
+    rx_queued(1, sk);
     return 0;
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(tp_sock_recv_length, struct sock *sk, int ret, int flags)
 {
-    rx_socket(sk, ret, flags);
+    rx_socket(1, sk, ret, flags);
     return 0;
 }
 
@@ -179,13 +179,13 @@ int BPF_PROG(tp_consume_skb, struct sk_buff *skb)
     SEC("kprobe/" #fn)                                        \
     int BPF_KPROBE(kp_##fn, struct sk_buff *skb)              \
     {                                                         \
-        handler(skb);                                         \
+        handler(0, skb);                                      \
         return 0;                                             \
     }                                                         \
     SEC("fentry/" #fn)                                        \
     int BPF_PROG(fe_##fn, struct sk_buff *skb)                \
     {                                                         \
-        handler(skb);                                         \
+        handler(1, skb);                                      \
         return 0;                                             \
     }
 
@@ -194,58 +194,58 @@ int BPF_PROG(tp_consume_skb, struct sk_buff *skb)
     SEC("kprobe/" #fn)                                                           \
     int BPF_KPROBE(kp_##fn, void *net, void *sk, struct sk_buff *skb)            \
     {                                                                            \
-        handler(skb);                                                            \
+        handler(0, skb);                                                         \
         return 0;                                                                \
     }                                                                            \
     SEC("fentry/" #fn)                                                           \
     int BPF_PROG(fe_##fn, void *net, void *sk, struct sk_buff *skb)              \
     {                                                                            \
-        handler(skb);                                                            \
+        handler(1, skb);                                                         \
         return 0;                                                                \
     }
 
-static __always_inline void tx_socket_of(const struct socket *sock)
+static __always_inline void tx_socket_of(int btf, const struct socket *sock)
 {
     __u64 now = bpf_ktime_get_ns();
-    tx_socket(BPF_CORE_READ(sock, sk), now);
+    tx_socket(btf, READ(btf, sock, sk), now);
 }
 
 SEC("kprobe/sock_sendmsg")
 int BPF_KPROBE(kp_sock_sendmsg, struct socket *sock)
 {
-    tx_socket_of(sock);
+    tx_socket_of(0, sock);
     return 0;
 }
 SEC("fentry/sock_sendmsg")
 int BPF_PROG(fe_sock_sendmsg, struct socket *sock)
 {
-    tx_socket_of(sock);
+    tx_socket_of(1, sock);
     return 0;
 }
 
 SEC("kprobe/__sock_sendmsg")
 int BPF_KPROBE(kp___sock_sendmsg, struct socket *sock)
 {
-    tx_socket_of(sock);
+    tx_socket_of(0, sock);
     return 0;
 }
 SEC("fentry/__sock_sendmsg")
 int BPF_PROG(fe___sock_sendmsg, struct socket *sock)
 {
-    tx_socket_of(sock);
+    tx_socket_of(1, sock);
     return 0;
 }
 
 SEC("kprobe/tcp_sendmsg")
 int BPF_KPROBE(kp_tcp_sendmsg, struct sock *sk, struct msghdr *msg)
 {
-    tx_transport_tcp(sk, msg);
+    tx_transport_tcp(0, sk, msg);
     return 0;
 }
 SEC("fentry/tcp_sendmsg")
 int BPF_PROG(fe_tcp_sendmsg, struct sock *sk, struct msghdr *msg)
 {
-    tx_transport_tcp(sk, msg);
+    tx_transport_tcp(1, sk, msg);
     return 0;
 }
 
@@ -253,13 +253,13 @@ int BPF_PROG(fe_tcp_sendmsg, struct sock *sk, struct msghdr *msg)
     SEC("kprobe/" #fn)                              \
     int BPF_KPROBE(kp_##fn, struct sock *sk)        \
     {                                               \
-        handler(sk);                                \
+        handler(0, sk);                             \
         return 0;                                   \
     }                                               \
     SEC("fentry/" #fn)                              \
     int BPF_PROG(fe_##fn, struct sock *sk)          \
     {                                               \
-        handler(sk);                                \
+        handler(1, sk);                             \
         return 0;                                   \
     }
 KPROBE_FENTRY_SOCK(udp_sendmsg, tx_transport_udp)
@@ -278,19 +278,28 @@ KPROBE_FENTRY_SKB(netif_receive_skb, rx_driver)
 SEC("kprobe/napi_gro_receive")
 int BPF_KPROBE(kp_napi_gro_receive, void *napi, struct sk_buff *skb)
 {
-    rx_driver(skb);
+    rx_driver(0, skb);
     return 0;
 }
 SEC("fentry/napi_gro_receive")
 int BPF_PROG(fe_napi_gro_receive, void *napi, struct sk_buff *skb)
 {
-    rx_driver(skb);
+    rx_driver(1, skb);
     return 0;
 }
 
-static __always_inline void rx_device(const struct sk_buff *skb) { rx_skb_stage(skb, NETLAT_STAGE_RX_DEVICE); }
-static __always_inline void rx_network(const struct sk_buff *skb) { rx_skb_stage(skb, NETLAT_STAGE_RX_NETWORK); }
-static __always_inline void rx_transport(const struct sk_buff *skb) { rx_skb_stage(skb, NETLAT_STAGE_RX_TRANSPORT); }
+static __always_inline void rx_device(int btf, const struct sk_buff *skb)
+{
+    rx_skb_stage(btf, skb, NETLAT_STAGE_RX_DEVICE);
+}
+static __always_inline void rx_network(int btf, const struct sk_buff *skb)
+{
+    rx_skb_stage(btf, skb, NETLAT_STAGE_RX_NETWORK);
+}
+static __always_inline void rx_transport(int btf, const struct sk_buff *skb)
+{
+    rx_skb_stage(btf, skb, NETLAT_STAGE_RX_TRANSPORT);
+}
 
 KPROBE_FENTRY_SKB(__netif_receive_skb, rx_device)
 KPROBE_FENTRY_SKB(ip_rcv, rx_network)
@@ -303,13 +312,13 @@ KPROBE_FENTRY_SKB(udpv6_rcv, rx_transport)
 SEC("kprobe/tcp_rcv_established")
 int BPF_KPROBE(kp_tcp_rcv_established, struct sock *sk, struct sk_buff *skb)
 {
-    rx_tcp_owned(sk, skb);
+    rx_tcp_owned(0, sk, skb);
     return 0;
 }
 SEC("fentry/tcp_rcv_established")
 int BPF_PROG(fe_tcp_rcv_established, struct sock *sk, struct sk_buff *skb)
 {
-    rx_tcp_owned(sk, skb);
+    rx_tcp_owned(1, sk, skb);
     return 0;
 }
 
@@ -338,7 +347,7 @@ static __always_inline void rx_call_return(int ret)
     __u64 id = bpf_get_current_pid_tgid();
     struct rx_call *c = bpf_map_lookup_elem(&rx_thread, &id);
     if (!c) return;
-    rx_socket((const struct sock *)c->sk, ret, c->flags);
+    rx_socket(0, (const struct sock *)c->sk, ret, c->flags);
     bpf_map_delete_elem(&rx_thread, &id);
 }
 
@@ -352,7 +361,7 @@ extern int LINUX_KERNEL_VERSION __kconfig;
     int BPF_KPROBE(kp_##fn, struct sock *sk, struct msghdr *msg, size_t len, long a4, long a5)    \
     {                                                                                             \
         /* Both loaded before the choice: a choice between two context fields would otherwise */  \
-        /* become one load at a computed context offset, which the verifier refuses. */            \
+        /* become one load at a computed context offset, which the verifier refuses. */           \
         barrier_var(a4);                                                                          \
         barrier_var(a5);                                                                          \
         rx_call_enter(sk, RECVMSG_HAS_NONBLOCK ? (int)a5 : (int)a4);                              \
@@ -369,9 +378,9 @@ extern int LINUX_KERNEL_VERSION __kconfig;
     {                                                                                             \
         const struct sock *sk = (const struct sock *)ctx[0];                                      \
         if (RECVMSG_HAS_NONBLOCK)                                                                 \
-            rx_socket(sk, (int)ctx[6], (int)ctx[4]);                                              \
+            rx_socket(1, sk, (int)ctx[6], (int)ctx[4]);                                           \
         else                                                                                      \
-            rx_socket(sk, (int)ctx[5], (int)ctx[3]);                                              \
+            rx_socket(1, sk, (int)ctx[5], (int)ctx[3]);                                           \
         return 0;                                                                                 \
     }
 RECVMSG_ENTRY_POINTS(tcp_recvmsg)

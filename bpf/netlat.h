@@ -145,6 +145,15 @@ static inline unsigned int netlat_msb64(__u64 v)
     return r;
 }
 
+/* Flow sampling: whether the flow of a port pair (local, remote; host order) is one of the 1 in
+ * `every` measured: a multiplicative hash of the pair, the same at every stage. */
+static inline int netlat_flow_sampled(__u16 local_port, __u16 remote_port, __u32 every)
+{
+    if (every <= 1) return 1;
+    __u32 h = (((__u32)local_port << 16) | remote_port) * 2654435761u;
+    return (h >> 16) % every == 0;
+}
+
 /* The slot that holds value_ns. */
 static inline unsigned int netlat_slot(__u64 value_ns)
 {

@@ -5,14 +5,14 @@
 
 #include "core.bpf.h"
 
-static __always_inline __u32 netns_of_dev(const struct net_device *dev)
+static __always_inline __u32 netns_of_dev(int btf, const struct net_device *dev)
 {
-    return BPF_CORE_READ(dev, nd_net.net, ns.inum);
+    return READ(btf, dev, nd_net.net, ns.inum);
 }
 
-static __always_inline __u32 netns_of_sock(const struct sock *sk)
+static __always_inline __u32 netns_of_sock(int btf, const struct sock *sk)
 {
-    return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+    return READ(btf, sk, __sk_common.skc_net.net, ns.inum);
 }
 
 static __always_inline int port_in(const volatile __u16 *list, __u32 n, __u16 port)
@@ -25,7 +25,7 @@ static __always_inline int port_in(const volatile __u16 *list, __u32 n, __u16 po
 }
 
 /* Port and namespace filters; local and remote ports in host order. */
-static __always_inline int flow_wanted(__u16 lport, __u16 rport, __u32 netns)
+static __always_inline int flow_filtered(__u16 lport, __u16 rport, __u32 netns)
 {
     if (cfg_n_local_ports && !port_in(cfg_local_ports, cfg_n_local_ports, lport)) return 0;
     if (cfg_n_remote_ports && !port_in(cfg_remote_ports, cfg_n_remote_ports, rport)) return 0;
@@ -38,6 +38,12 @@ static __always_inline int flow_wanted(__u16 lport, __u16 rport, __u32 netns)
         if (!hit) return 0;
     }
     return 1;
+}
+
+/* A packet's flow: in the filters, and measured by flow sampling. */
+static __always_inline int flow_wanted(__u16 lport, __u16 rport, __u32 netns)
+{
+    return flow_sampled(lport, rport) && flow_filtered(lport, rport, netns);
 }
 
 static __always_inline int dev_wanted(const struct net_device *dev)
@@ -67,56 +73,65 @@ struct pkt {
     __u32 payload; /* TCP only: bytes of data (skb->len based, so GSO skbs count whole) */
 };
 
-/* Parses the IPv4/IPv6 + TCP/UDP headers at l3 (inside skb). Returns 0 for anything else. */
-static __always_inline int parse_l3(const struct sk_buff *skb, const unsigned char *l3, struct pkt *p)
+/* The IP header and the TCP/UDP header right after it, as one read: 60 bytes from the network
+ * header stay inside the skb's head buffer (skb_shared_info follows the data). */
+struct l3_l4 {
+    union {
+        struct iphdr v4;
+        struct ipv6hdr v6;
+    } ip;
+    struct tcphdr l4; /* where it is without IPv4 options (for IPv4, at ip.v4 + 20) */
+};
+
+/* Parses the IPv4/IPv6 + TCP/UDP headers at l3 (inside skb). Returns 0 for anything else. One
+ * probe read, a second only for IPv4 options. */
+static __always_inline int parse_l3(int btf, const struct sk_buff *skb, const unsigned char *l3,
+                                    struct pkt *p)
 {
-    __u8 vihl;
-    if (bpf_probe_read_kernel(&vihl, 1, l3)) return 0;
+    struct l3_l4 h;
+    if (bpf_probe_read_kernel(&h, sizeof(h), l3)) return 0;
     const unsigned char *l4;
     __u8 l4proto;
-    if ((vihl >> 4) == 4) {
-        struct iphdr ip;
-        if (bpf_probe_read_kernel(&ip, sizeof(ip), l3)) return 0;
-        if (ip.frag_off & bpf_htons(0x1fff)) return 0; /* not the first fragment: no ports */
-        l4proto = ip.protocol;
-        l4 = l3 + (ip.ihl & 0xf) * 4;
+    struct tcphdr th; /* or the UDP header, in its first 8 bytes */
+    if (h.ip.v4.version == 4) {
+        if (h.ip.v4.frag_off & bpf_htons(0x1fff)) return 0; /* not the first fragment: no ports */
+        l4proto = h.ip.v4.protocol;
+        __u32 ihl = h.ip.v4.ihl * 4;
+        l4 = l3 + ihl;
         p->family = NETLAT_FAMILY_IPV4;
-    } else if ((vihl >> 4) == 6) {
-        struct ipv6hdr ip6;
-        if (bpf_probe_read_kernel(&ip6, sizeof(ip6), l3)) return 0;
-        l4proto = ip6.nexthdr;
-        l4 = l3 + sizeof(ip6);
+        if (ihl == sizeof(struct iphdr))
+            __builtin_memcpy(&th, (const __u8 *)&h + sizeof(struct iphdr), sizeof(th));
+        else if (bpf_probe_read_kernel(&th, sizeof(th), l4))
+            return 0;
+    } else if (h.ip.v4.version == 6) {
+        l4proto = h.ip.v6.nexthdr;
+        l4 = l3 + sizeof(struct ipv6hdr);
         p->family = NETLAT_FAMILY_IPV6;
+        th = h.l4;
     } else {
         return 0;
     }
     if (l4proto == IPPROTO_TCP) {
-        struct tcphdr th;
-        if (bpf_probe_read_kernel(&th, sizeof(th), l4)) return 0;
         p->proto = NETLAT_PROTO_TCP;
-        p->src_port = bpf_ntohs(th.source);
-        p->dst_port = bpf_ntohs(th.dest);
         p->seq = bpf_ntohl(th.seq);
-        unsigned char *data = BPF_CORE_READ(skb, data);
-        __u32 len = BPF_CORE_READ(skb, len);
+        unsigned char *data = READ(btf, skb, data);
+        __u32 len = READ(btf, skb, len);
         __u32 hdrs = (__u32)(l4 - data) + th.doff * 4;
         p->payload = len > hdrs ? len - hdrs : 0;
-        return 1;
-    }
-    if (l4proto == IPPROTO_UDP) {
-        struct udphdr uh;
-        if (bpf_probe_read_kernel(&uh, sizeof(uh), l4)) return 0;
+    } else if (l4proto == IPPROTO_UDP) {
         p->proto = NETLAT_PROTO_UDP;
-        p->src_port = bpf_ntohs(uh.source);
-        p->dst_port = bpf_ntohs(uh.dest);
-        return 1;
+    } else {
+        return 0;
     }
-    return 0;
+    /* Ports are the first 4 bytes of both headers. */
+    p->src_port = bpf_ntohs(th.source);
+    p->dst_port = bpf_ntohs(th.dest);
+    return 1;
 }
 
-static __always_inline const unsigned char *skb_network(const struct sk_buff *skb)
+static __always_inline const unsigned char *skb_network(int btf, const struct sk_buff *skb)
 {
-    return BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, network_header);
+    return READ(btf, skb, head) + READ(btf, skb, network_header);
 }
 
 static __always_inline __u64 current_pid_tgid(void)
@@ -126,14 +141,14 @@ static __always_inline __u64 current_pid_tgid(void)
     if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf))
         return bpf_get_current_pid_tgid();
     struct task_struct *t = bpf_get_current_task_btf();
-    return ((__u64)BPF_CORE_READ(t, tgid) << 32) | (__u32)BPF_CORE_READ(t, pid);
+    return ((__u64)READ(1, t, tgid) << 32) | (__u32)READ(1, t, pid);
 }
 
 /* TCP or UDP over IPv4/IPv6: the protocol and family of a socket, or -1. */
-static __always_inline int sock_kind(const struct sock *sk, __u8 *proto, __u8 *family)
+static __always_inline int sock_kind(int btf, const struct sock *sk, __u8 *proto, __u8 *family)
 {
-    __u16 fam = BPF_CORE_READ(sk, __sk_common.skc_family);
-    __u16 p = BPF_CORE_READ(sk, sk_protocol);
+    __u16 fam = READ(btf, sk, __sk_common.skc_family);
+    __u16 p = READ(btf, sk, sk_protocol);
     if (fam == AF_INET) *family = NETLAT_FAMILY_IPV4;
     else if (fam == AF_INET6) *family = NETLAT_FAMILY_IPV6;
     else return -1;
@@ -143,37 +158,41 @@ static __always_inline int sock_kind(const struct sock *sk, __u8 *proto, __u8 *f
     return 0;
 }
 
-static __always_inline int sock_wanted(const struct sock *sk)
+/* A socket's traffic: in the filters and, for TCP, measured by flow sampling. A UDP socket's
+ * remote port is 0 unless it is connected, so UDP flows are sampled by their packets' ports, at the
+ * stages that see packets (tx network or device, rx driver or device); the others follow. */
+static __always_inline int sock_wanted(int btf, const struct sock *sk)
 {
-    __u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-    __u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-    return flow_wanted(lport, rport, netns_of_sock(sk));
+    __u16 lport = READ(btf, sk, __sk_common.skc_num);
+    __u16 rport = bpf_ntohs(READ(btf, sk, __sk_common.skc_dport));
+    if (READ(btf, sk, sk_protocol) == IPPROTO_TCP && !flow_sampled(lport, rport)) return 0;
+    return flow_filtered(lport, rport, netns_of_sock(btf, sk));
 }
 
 /* The inode of a socket's file, which identifies it for its lifetime (0 for kernel sockets). */
-static __always_inline __u64 sock_ino(const struct sock *sk)
+static __always_inline __u64 sock_ino(int btf, const struct sock *sk)
 {
-    const struct socket *sock = BPF_CORE_READ(sk, sk_socket);
+    const struct socket *sock = READ(btf, sk, sk_socket);
     if (!sock) return 0;
     return BPF_CORE_READ((const struct socket_alloc *)sock, vfs_inode.i_ino);
 }
 
 /* The device a locally sent skb leaves through: its route's (skb->dev is set only inside ip_output). */
-static __always_inline const struct net_device *skb_out_dev(const struct sk_buff *skb)
+static __always_inline const struct net_device *skb_out_dev(int btf, const struct sk_buff *skb)
 {
-    unsigned long refdst = BPF_CORE_READ(skb, _skb_refdst);
+    unsigned long refdst = READ(btf, skb, _skb_refdst);
     const struct dst_entry *dst = (const struct dst_entry *)(refdst & ~1UL);
     const struct net_device *dev = dst ? BPF_CORE_READ(dst, dev) : 0;
-    return dev ? dev : BPF_CORE_READ(skb, dev);
+    return dev ? dev : READ(btf, skb, dev);
 }
 /* A device that hands its packets to a lower device (macvlan, VLAN, bond, bridge: it has lower
  * devices); the packet's driver stage is the bottom device's transmit. A tunnel (VXLAN) has none:
  * its own transmit is the driver stage of the inner packet. */
-static __always_inline int dev_is_stacked(const struct net_device *dev)
+static __always_inline int dev_is_stacked(int btf, const struct net_device *dev)
 {
     if (!dev) return 0;
     const struct list_head *lower = &dev->adj_list.lower;
-    return BPF_CORE_READ(dev, adj_list.lower.next) != lower;
+    return READ(btf, dev, adj_list.lower.next) != lower;
 }
 
 

@@ -24,10 +24,10 @@ struct {
 /* ================= tx ================= */
 
 /* socket stage: a thread enters a send call on sk (now: taken first thing in the hook). */
-static __always_inline void tx_socket(const struct sock *sk, __u64 now)
+static __always_inline void tx_socket(int btf, const struct sock *sk, __u64 now)
 {
     __u8 proto, family;
-    if (!sk || sock_kind(sk, &proto, &family) || !sock_wanted(sk) || !sampled()) return;
+    if (!sk || sock_kind(btf, sk, &proto, &family) || !sock_wanted(btf, sk)) return;
     __u64 id = bpf_get_current_pid_tgid();
     struct tx_thread_val v = {.ts_socket = now, .sk = (__u64)sk, .syscall = -1};
     upsert(&tx_thread, NETLAT_MAP_TX_THREAD, id, &v);
@@ -42,14 +42,6 @@ static __always_inline void tx_syscall(long nr, __u64 now)
 {
     __u64 id = bpf_get_current_pid_tgid();
     struct tx_thread_val *t = bpf_map_lookup_elem(&tx_thread, &id);
-    if (!sampled()) {
-        /* Not recorded: the thread's previous call must not stand in for this one. */
-        if (t) {
-            t->sk = 0;
-            t->syscall = -1;
-        }
-        return;
-    }
     if (t) {
         t->ts_socket = now;
         t->ts_transport = 0;
@@ -79,9 +71,9 @@ static __always_inline long current_syscall(long assumed)
     struct task_struct *task = bpf_get_current_task_btf();
     const void *regs = (const void *)bpf_task_pt_regs(task);
     if (bpf_core_field_exists(((struct pt_regs___x86 *)0)->orig_ax))
-        return BPF_CORE_READ((const struct pt_regs___x86 *)regs, orig_ax);
+        return READ(1, (const struct pt_regs___x86 *)regs, orig_ax);
     if (bpf_core_field_exists(((struct pt_regs___arm64 *)0)->syscallno))
-        return BPF_CORE_READ((const struct pt_regs___arm64 *)regs, syscallno);
+        return READ(1, (const struct pt_regs___arm64 *)regs, syscallno);
     return assumed;
 }
 
@@ -89,27 +81,27 @@ static __always_inline long current_syscall(long assumed)
  * by the syscall it is still in (syscall hooks; the socket is bound on first use). A syscall
  * entry is only good while the thread is still in that syscall: a later send that did not pass the
  * syscall hook (sendfile, splice, io_uring) must not inherit an old write()'s time. */
-static __always_inline struct tx_thread_val *tx_call_of(const struct sock *sk, __u64 id)
+static __always_inline struct tx_thread_val *tx_call_of(int btf, const struct sock *sk, __u64 id)
 {
     struct tx_thread_val *t = bpf_map_lookup_elem(&tx_thread, &id);
     if (!t) return 0;
     if (t->syscall >= 0 && current_syscall(t->syscall) != t->syscall) return 0;
     if (t->sk) return t->sk == (__u64)sk ? t : 0;
     if (t->syscall < 0) return 0;
-    if (!sock_wanted(sk)) return 0;
+    if (!sock_wanted(btf, sk)) return 0;
     t->sk = (__u64)sk;
     count(NETLAT_CTR_STAGE(NETLAT_STAGE_TX_SOCKET));
     return t;
 }
 
 /* transport stage, TCP: the first pass of a call records where its data ends in the byte stream. */
-static __always_inline void tx_transport_tcp(const struct sock *sk, const struct msghdr *msg)
+static __always_inline void tx_transport_tcp(int btf, const struct sock *sk, const struct msghdr *msg)
 {
     __u64 id = bpf_get_current_pid_tgid();
-    struct tx_thread_val *t = tx_call_of(sk, id);
+    struct tx_thread_val *t = tx_call_of(btf, sk, id);
     if (!t) {
         __u8 proto, family;
-        if (!sock_kind(sk, &proto, &family) && sock_wanted(sk))
+        if (!sock_kind(btf, sk, &proto, &family) && sock_wanted(btf, sk))
             count_unmatched(NETLAT_SEG_TX_SOCKET_TO_TRANSPORT, NETLAT_UNMATCHED_NO_START);
         return;
     }
@@ -123,22 +115,22 @@ static __always_inline void tx_transport_tcp(const struct sock *sk, const struct
 
     const struct tcp_sock *tp = (const struct tcp_sock *)sk;
     __u32 write_seq = BPF_CORE_READ(tp, write_seq);
-    __u64 left = BPF_CORE_READ(msg, msg_iter.count);
+    __u64 left = READ(btf, msg, msg_iter.count);
     if (!left) return;
     struct sock_state *r =
-        sock_state_get(&tx_ring, NETLAT_MAP_TX_RING, sk, 1, NETLAT_SEG_TX_TRANSPORT_TO_NETWORK);
+        sock_state_get(btf, &tx_ring, NETLAT_MAP_TX_RING, sk, 1, NETLAT_SEG_TX_TRANSPORT_TO_NETWORK);
     if (!r) return;
     __u8 proto, family;
-    if (sock_kind(sk, &proto, &family)) return;
+    if (sock_kind(btf, sk, &proto, &family)) return;
     struct pending p = {.t0 = t->ts_socket, .t1 = now, .end = write_seq + (__u32)left, .family = family};
     pending_push(r, PENDING_TX_CALL, &p);
 }
 
 /* transport stage, UDP (kprobe and fentry modes: 6.18 has no UDP send tracepoint). */
-static __always_inline void tx_transport_udp(const struct sock *sk)
+static __always_inline void tx_transport_udp(int btf, const struct sock *sk)
 {
     __u64 id = bpf_get_current_pid_tgid();
-    struct tx_thread_val *t = tx_call_of(sk, id);
+    struct tx_thread_val *t = tx_call_of(btf, sk, id);
     if (!t) return;
     t->ts_transport = bpf_ktime_get_ns();
     count(NETLAT_CTR_STAGE(NETLAT_STAGE_TX_TRANSPORT));
@@ -192,22 +184,29 @@ static long tx_join_call(__u32 i, void *ctx)
 /* The join of calls to the skb that carries them, at the network stage, or at the device stage
  * when the network stage did not run for this skb (no netfilter hook in its namespace yet, or none
  * on this kernel): then the segment ending at the device stage spans the gap. */
-static __always_inline void tx_join(const struct sk_buff *skb, int stage, __u64 now)
+static __always_inline void tx_join(int btf, const struct sk_buff *skb, int stage, __u64 now)
 {
-    const struct sock *sk = BPF_CORE_READ(skb, sk);
+    const struct sock *sk = READ(btf, skb, sk);
     if (!sk) return; /* forwarded, not ours */
+    /* Not a send of this socket: not TCP or UDP, or a tunnel's outer packet (VXLAN, geneve, ...
+     * send it with the inner packet's socket, in the same skb: the entry is the inner packet's,
+     * timed up to the bottom device's driver). */
     struct pkt p = {};
-    if (!parse_l3(skb, skb_network(skb), &p)) return;
-    /* A tunnel (VXLAN, geneve, ...) sends its outer packet with the inner packet's socket: that
-     * packet is not a send of the socket, whose own packet was timed up to the tunnel device. */
     __u8 sk_proto, sk_family;
-    if (sock_kind(sk, &sk_proto, &sk_family) || sk_proto != p.proto ||
-        BPF_CORE_READ(sk, __sk_common.skc_num) != p.src_port)
+    if (!parse_l3(btf, skb, skb_network(btf, skb), &p) || sock_kind(btf, sk, &sk_proto, &sk_family) ||
+        sk_proto != p.proto || READ(btf, sk, __sk_common.skc_num) != p.src_port)
         return;
-    const struct net_device *dev = skb_out_dev(skb);
-    __u32 netns = netns_of_dev(dev);
-    if (!flow_wanted(p.src_port, p.dst_port, netns) || !dev_wanted(dev)) return;
-    if (p.proto == NETLAT_PROTO_TCP && !p.payload) return; /* pure ACK, SYN, FIN: no data to time */
+    /* A send not timed: a flow filtered or sampled out, a pure ACK, SYN or FIN (no data). What an
+     * earlier packet left at its address (freed where no hook sees it) is forgotten, so that the
+     * later stages do not join this one to it. */
+    __u32 netns = netns_of_sock(btf, sk); /* the route's device is in the socket's namespace */
+    if (!flow_wanted(p.src_port, p.dst_port, netns) ||
+        (cfg_n_ifaces && !dev_wanted(skb_out_dev(btf, skb))) ||
+        (p.proto == NETLAT_PROTO_TCP && !p.payload)) {
+        __u64 key = (__u64)skb;
+        if (!bpf_map_delete_elem(&tx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_TX_SKB));
+        return;
+    }
 
     struct skb_entry e = {.ts_prev = now, .netns = netns, .proto = p.proto, .family = p.family,
                           .prev_stage = stage, .sk = (__u64)sk};
@@ -221,9 +220,9 @@ static __always_inline void tx_join(const struct sk_buff *skb, int stage, __u64 
             return;
         }
         struct sock_state *r =
-            sock_state_get(&tx_ring, NETLAT_MAP_TX_RING, sk, 0, NETLAT_SEG_TX_TRANSPORT_TO_NETWORK);
+            sock_state_get(btf, &tx_ring, NETLAT_MAP_TX_RING, sk, 0, NETLAT_SEG_TX_TRANSPORT_TO_NETWORK);
         if (r) {
-            struct tx_walk c = {.w = {.k = {.owner = r->owner, .pos = r->tail, .kind = PENDING_TX_CALL},
+            struct tx_walk c = {.w = {.k = {.owner = r->id, .pos = r->tail, .kind = PENDING_TX_CALL},
                                       .head = r->head, .seq = p.seq + p.payload, .now = now},
                                 .e = e, .stage = stage, .start = p.seq};
             loop(PENDING_WALK_MAX, tx_join_call, &c);
@@ -235,7 +234,7 @@ static __always_inline void tx_join(const struct sk_buff *skb, int stage, __u64 
             count_unmatched(segment_into(stage), NETLAT_UNMATCHED_NO_START);
         }
     } else {
-        struct tx_thread_val *t = tx_call_of(sk, current_pid_tgid());
+        struct tx_thread_val *t = tx_call_of(btf, sk, current_pid_tgid());
         if (t)
             tx_call_joined(&e, t->ts_socket, t->ts_transport, stage, now);
         else
@@ -246,21 +245,21 @@ static __always_inline void tx_join(const struct sk_buff *skb, int stage, __u64 
 }
 
 /* device stage: __dev_queue_xmit, before the qdisc. */
-static __always_inline void tx_device(const struct sk_buff *skb)
+static __always_inline void tx_device(int btf, const struct sk_buff *skb)
 {
     __u64 now = bpf_ktime_get_ns();
     struct skb_entry *e = skb_lookup(&tx_skb, NETLAT_MAP_TX_SKB, (__u64)skb, NETLAT_STAGE_TX_DEVICE, now);
     if (!e)
-        tx_join(skb, NETLAT_STAGE_TX_DEVICE, now);
+        tx_join(btf, skb, NETLAT_STAGE_TX_DEVICE, now);
     else if (e->prev_stage < NETLAT_STAGE_TX_DEVICE)
         skb_stage(e, NETLAT_STAGE_TX_DEVICE, now);
     /* else: a lower device's queue under a stacked one (macvlan, bridge, bond): still the device
      * layer, which began at the upper device */
 }
 
-static __always_inline void tx_network(const struct sk_buff *skb)
+static __always_inline void tx_network(int btf, const struct sk_buff *skb)
 {
-    tx_join(skb, NETLAT_STAGE_TX_NETWORK, bpf_ktime_get_ns());
+    tx_join(btf, skb, NETLAT_STAGE_TX_NETWORK, bpf_ktime_get_ns());
 }
 
 /* The segments (and totals) of the calls an skb carried, at its driver stage. */
@@ -274,14 +273,14 @@ static __always_inline void tx_driven(struct skb_entry *e, __u64 now)
 }
 
 /* driver stage of an skb without an entry: the first segment of a software-segmented one (tx_gso)? */
-static __always_inline void tx_driver_segment(const struct sk_buff *skb, __u64 now)
+static __always_inline void tx_driver_segment(int btf, const struct sk_buff *skb, __u64 now)
 {
     __u32 zero = 0;
     struct tx_segmented *g = bpf_map_lookup_elem(&tx_gso, &zero);
-    if (!g || !g->sk || g->sk != (__u64)BPF_CORE_READ(skb, sk)) return;
+    if (!g || !g->sk || g->sk != (__u64)READ(btf, skb, sk)) return;
     if (now - g->ts > TX_GSO_WAIT_NS) {
         count_unmatched(NETLAT_SEG_TX_DEVICE_TO_DRIVER, NETLAT_UNMATCHED_STALE);
-    } else if (!dev_is_stacked(BPF_CORE_READ(skb, dev))) {
+    } else if (!dev_is_stacked(btf, READ(btf, skb, dev))) {
         tx_driven(&g->e, now);
     } else {
         return; /* segmented at a stacked device: wait for the bottom one */
@@ -290,16 +289,16 @@ static __always_inline void tx_driver_segment(const struct sk_buff *skb, __u64 n
 }
 
 /* driver stage: the skb is handed to the driver. The end of tx. */
-static __always_inline void tx_driver(const struct sk_buff *skb)
+static __always_inline void tx_driver(int btf, const struct sk_buff *skb)
 {
     __u64 now = bpf_ktime_get_ns();
     __u64 key = (__u64)skb;
     struct skb_entry *e = skb_lookup(&tx_skb, NETLAT_MAP_TX_SKB, key, NETLAT_STAGE_TX_DRIVER, now);
     if (!e) {
-        tx_driver_segment(skb, now);
+        tx_driver_segment(btf, skb, now);
         return;
     }
-    if (dev_is_stacked(BPF_CORE_READ(skb, dev))) return;
+    if (dev_is_stacked(btf, READ(btf, skb, dev))) return;
     tx_driven(e, now);
     if (!bpf_map_delete_elem(&tx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_TX_SKB));
 }

@@ -19,11 +19,13 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "daemon/config/cli.h"
 #include "daemon/config/config.h"
 #include "daemon/config/web_config.h"
+#include "daemon/drain/budget.h"
 #include "daemon/drain/drainer.h"
 #include "daemon/drain/map_reader.h"
 #include "daemon/metrics/buckets.h"
@@ -74,6 +76,28 @@ void notify_systemd(const char* state) {
 }
 
 // Waits for SIGINT/SIGTERM for up to one interval; true when asked to stop.
+// The overhead budget after a drain: the programs' cost over the last `seconds` (the kernel's own
+// count when its BPF statistics are on, else stage events x budget.event_cost) sets the share of
+// flows measured.
+void apply_budget(netlatd::Budget& budget, const netlatd::Drainer::Cost& cost, double seconds,
+                  const netlatd::Config& config, netlatd::Probes& probes,
+                  netlatd::Metrics& metrics) {
+    const bool measured = cost.program_ns > 0;
+    const double ns = measured ? static_cast<double>(cost.program_ns)
+                               : static_cast<double>(cost.stage_events) *
+                                     static_cast<double>(config.budget.event_cost.count());
+    const uint32_t before = budget.every();
+    const uint32_t every = budget.update(ns, seconds);
+    metrics.bpf_cpu_ratio().Set(budget.used());
+    if (every == before) return;
+    probes.set_flow_sampling(every);
+    metrics.sampling_ratio().Set(1.0 / every);
+    spdlog::info("overhead budget: BPF programs at {:.2f}% of a CPU ({}), budget {:.2f}%: "
+                 "measuring 1 in {} flows",
+                 budget.used() * 100, measured ? "kernel BPF statistics" : "estimated",
+                 config.budget.cpu * 100, every);
+}
+
 bool wait_for_stop(const sigset_t& signals, std::chrono::milliseconds interval) {
     timespec timeout{static_cast<time_t>(interval.count() / 1000),
                      static_cast<long>(interval.count() % 1000) * 1000000L};
@@ -141,6 +165,8 @@ int run(const netlatd::Config& config, const netlatd::CliOptions& options,
     MapFds fds = probes->map_fds();
     BpfMapReader reader(fds.hist, fds.hist_flat, fds.counters, fds.entries);
     Drainer drainer(reader, metrics, probes->programs());
+    std::optional<Budget> budget;
+    if (config.budget.cpu > 0) budget.emplace(config.budget.cpu, config.sampling);
     drainer.feed(store.get());
     if (server) {
         server->add_endpoint(web::kLatencyJsonPath, "application/json", [&store, &context] {
@@ -167,11 +193,19 @@ int run(const netlatd::Config& config, const netlatd::CliOptions& options,
     // Ready once every hook is attached and a drain has succeeded: drain at once, then every
     // interval. --once drains one last time at its deadline or on SIGINT/SIGTERM.
     bool ready = false, stopping = false;
+    Clock::time_point last_drain = Clock::now();
     SummaryLog summary(once ? std::chrono::milliseconds(0) : config.log_summary);
     for (;;) {
         try {
             probes->sync_namespaces();
             drainer.drain();
+            const Clock::time_point drained = Clock::now();
+            if (budget && ready) {
+                const std::chrono::duration<double> seconds = drained - last_drain;
+                apply_budget(*budget, drainer.last_cost(), seconds.count(), config, *probes,
+                             metrics);
+            }
+            last_drain = drained;
             if (!ready) {
                 ready = true;
                 if (server) server->set_health(true, "ok");

@@ -254,6 +254,15 @@ const Field kFields[] = {
     {"sampling",
      [](const Value& v, Config& c) { c.sampling = v.integer(1, 65536); },
      [](const Config& c) { return YAML::Node(c.sampling); }},
+    {"budget", nullptr, nullptr},
+    {"budget.cpu",
+     [](const Value& v, Config& c) { c.budget.cpu = v.number(0, 1); },
+     [](const Config& c) { return YAML::Node(c.budget.cpu); }},
+    {"budget.event_cost",
+     [](const Value& v, Config& c) {
+         c.budget.event_cost = std::chrono::nanoseconds(std::llround(v.duration(1e-9, 1e-3) * 1e9));
+     },
+     [](const Config& c) { return duration_node(c.budget.event_cost.count() / 1e9); }},
     {"maps", nullptr, nullptr},
     {"maps.skb_entries",
      [](const Value& v, Config& c) { c.maps.skb_entries = v.integer(1, 1 << 24); },

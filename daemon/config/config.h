@@ -47,6 +47,12 @@ struct MapConfig {
     std::chrono::nanoseconds stale_after{std::chrono::seconds(5)};
     bool operator==(const MapConfig&) const = default;
 };
+// The overhead budget: the share of one CPU netlatd's BPF programs may take (0: no budget).
+struct BudgetConfig {
+    double cpu = 0;
+    std::chrono::nanoseconds event_cost{300};  // cost per stage event without kernel BPF stats
+    bool operator==(const BudgetConfig&) const = default;
+};
 struct Config {
     std::string listen = "0.0.0.0:9810";  // HOST:PORT, HOST may be [v6]
     ProbeMode probe_mode = ProbeMode::Auto;
@@ -54,7 +60,8 @@ struct Config {
     BucketConfig buckets;
     LabelConfig labels;
     FilterConfig filters;
-    uint32_t sampling = 1;  // record 1 in N packets/calls, 1..65536
+    uint32_t sampling = 1;  // measure 1 in N flows (port pairs), 1..65536
+    BudgetConfig budget;
     MapConfig maps;
     std::string log_level = "info";  // trace|debug|info|warn|error
     std::chrono::milliseconds log_summary{60000};  // one log line per direction this often; 0: off

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <sstream>
@@ -157,6 +158,22 @@ double Value::duration(double lo_seconds, double hi_seconds) const {
              format_duration(hi_seconds) + ")");
     }
     return *seconds;
+}
+
+double Value::number(double lo, double hi) const {
+    const std::string text = scalar("a number");
+    double result = 0;
+    const char* end = text.data() + text.size();
+    const auto [ptr, ec] = std::from_chars(text.data(), end, result);
+    if (ec != std::errc() || ptr != end || !std::isfinite(result)) {
+        fail(quote(text) + " is not a number");
+    }
+    if (result < lo || result > hi) {
+        std::ostringstream range;
+        range << lo << ".." << hi;
+        fail(printable(text) + " is out of range (allowed " + range.str() + ")");
+    }
+    return result;
 }
 
 bool Value::boolean() const {

@@ -69,6 +69,7 @@ class Value {
     std::string scalar(std::string_view expected) const;
     int64_t integer(int64_t lo, int64_t hi) const;
     double duration(double lo_seconds, double hi_seconds) const;
+    double number(double lo, double hi) const;  // a plain decimal number
     bool boolean() const;
 
     template <typename Names>

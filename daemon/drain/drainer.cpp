@@ -99,8 +99,11 @@ void Drainer::drain_counters(const std::vector<uint64_t>& counters,
         return static_cast<double>(counter_delta(counters[index], previous_counters_[index]));
     };
 
+    last_cost_.stage_events = 0;
     for (unsigned stage = 0; stage < NETLAT_STAGE_COUNT; ++stage) {
-        metrics_.stage_events(stage).Increment(delta(NETLAT_CTR_STAGE(stage)));
+        const double events = delta(NETLAT_CTR_STAGE(stage));
+        metrics_.stage_events(stage).Increment(events);
+        last_cost_.stage_events += static_cast<uint64_t>(events);
     }
     for (unsigned segment = 0; segment < NETLAT_SEG_COUNT; ++segment) {
         for (unsigned reason = 0; reason < NETLAT_UNMATCHED_COUNT; ++reason) {
@@ -123,13 +126,15 @@ void Drainer::drain_counters(const std::vector<uint64_t>& counters,
 }
 
 void Drainer::drain_programs() {
+    last_cost_.program_ns = 0;
     for (size_t i = 0; i < programs_.size(); ++i) {
         const ProgramRef& program = programs_[i];
         const ProgramStats stats = reader_.program_stats(program.name, program.fd);
         ProgramStats& previous = previous_programs_[i];
         auto [run_seconds, runs] = program_counters_[i];
-        run_seconds->Increment(
-            static_cast<double>(counter_delta(stats.run_time_ns, previous.run_time_ns)) / 1e9);
+        const uint64_t ns = counter_delta(stats.run_time_ns, previous.run_time_ns);
+        last_cost_.program_ns += ns;
+        run_seconds->Increment(static_cast<double>(ns) / 1e9);
         runs->Increment(static_cast<double>(counter_delta(stats.run_cnt, previous.run_cnt)));
         previous = stats;
     }

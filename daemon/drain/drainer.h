@@ -32,6 +32,15 @@ class Drainer {
     // terminal report, the page's JSON and the log summary read it.
     void feed(LatencyStore* store) { store_ = store; }
 
+    // What the last drain interval cost, for the overhead budget: netlatd's programs' run time as
+    // the kernel counts it (0 while kernel BPF statistics are off), and the stage events they
+    // counted.
+    struct Cost {
+        uint64_t program_ns = 0;
+        uint64_t stage_events = 0;
+    };
+    Cost last_cost() const { return last_cost_; }
+
   private:
     void drain_histograms(const HistSnapshot& snapshot);
     void drain_counters(const std::vector<uint64_t>& counters, const std::vector<uint64_t>& live);
@@ -53,6 +62,7 @@ class Drainer {
     std::vector<std::pair<prometheus::Counter*, prometheus::Counter*>> program_counters_;
     std::vector<double> bucket_increments_;  // reused: bounds + 1 entries
     LatencyStore* store_ = nullptr;
+    Cost last_cost_;
     std::array<uint32_t, NETLAT_SLOTS> slot_deltas_{};  // reused: one key's deltas for store_
 };
 

@@ -138,6 +138,24 @@ Metrics::Metrics(const Config& config, std::string version, std::string libbpf_v
                             .Register(*registry_)
                             .Add({});
 
+    sampling_ratio_ = &prometheus::BuildGauge()
+                           .Name("netlatd_sampling_ratio")
+                           .Help(
+                               "Share of flows measured (1 in N port pairs: the config's sampling, "
+                               "raised by the overhead budget); histograms hold only these flows")
+                           .Register(*registry_)
+                           .Add({});
+    sampling_ratio_->Set(1.0 / config.sampling);
+    bpf_cpu_ratio_ = &prometheus::BuildGauge()
+                          .Name("netlatd_bpf_cpu_ratio")
+                          .Help(
+                              "netlatd's BPF programs' cost over the last interval as a share of "
+                              "one CPU, as the overhead budget sees it (source: kernel BPF "
+                              "statistics, or stage events x budget.event_cost); 0 without a "
+                              "budget")
+                          .Register(*registry_)
+                          .Add({});
+
     program_run_seconds_family_ = &prometheus::BuildCounter()
                                        .Name("netlatd_bpf_program_run_seconds_total")
                                        .Help(

@@ -59,6 +59,8 @@ class Metrics {
     }
     prometheus::Counter& map_evictions(unsigned map) { return *map_evictions_.at(map); }
     prometheus::Counter& series_overflow() { return *series_overflow_; }
+    prometheus::Gauge& sampling_ratio() { return *sampling_ratio_; }
+    prometheus::Gauge& bpf_cpu_ratio() { return *bpf_cpu_ratio_; }
     // netlatd_bpf_program_{run_seconds,runs}_total{program}: created on first use.
     prometheus::Counter& program_run_seconds(const std::string& program);
     prometheus::Counter& program_runs(const std::string& program);
@@ -93,6 +95,8 @@ class Metrics {
         unmatched_{};
     std::array<prometheus::Counter*, NETLAT_MAP_COUNT> map_evictions_{};
     prometheus::Counter* series_overflow_;
+    prometheus::Gauge* sampling_ratio_;
+    prometheus::Gauge* bpf_cpu_ratio_;
     std::vector<prometheus::Gauge*> stage_info_;
 };
 

@@ -241,9 +241,14 @@ std::vector<StageChoice> choose_stages(ProbeMode mode, const KernelFeatures& ker
     return choices;
 }
 
+void Probes::set_flow_sampling(uint32_t every) {
+    // A plain store to the object's .data, which the programs map: they see it at their next run.
+    __atomic_store_n(&skel_->data->flow_sample_every, every, __ATOMIC_RELAXED);
+}
+
 void Probes::configure(const Config& config) {
     auto* ro = skel_->rodata;
-    ro->cfg_sample_every = config.sampling;
+    skel_->data->flow_sample_every = config.sampling;
     ro->cfg_netns_label = config.labels.netns ? 1 : 0;
     __u32 hooked = 0;
     for (const StageChoice& c : choices_)

@@ -84,6 +84,9 @@ public:
     // releases those of namespaces that are gone.
     void sync_namespaces();
 
+    // Measures 1 in `every` flows (by port pair) from now on; the programs read it at each packet.
+    void set_flow_sampling(uint32_t every);
+
 private:
     void configure(const Config& config);
     void load(bool bpf_stats);

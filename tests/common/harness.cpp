@@ -403,6 +403,16 @@ int run_request_response(const Traffic& t) {
     });
 
     Fd client(socket(family, type, 0));
+    if (t.client_port != 0) {
+        sockaddr_storage local = addr;  // the same loopback address, another port
+        if (t.ipv6)
+            reinterpret_cast<sockaddr_in6*>(&local)->sin6_port = htons(uint16_t(t.client_port));
+        else
+            reinterpret_cast<sockaddr_in*>(&local)->sin_port = htons(uint16_t(t.client_port));
+        setsockopt(client.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        check(bind(client.get(), reinterpret_cast<sockaddr*>(&local), addr_len) == 0,
+              "bind the client");
+    }
     check(connect(client.get(), reinterpret_cast<sockaddr*>(&addr), addr_len) == 0, "connect");
     if (t.tcp) setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     setsockopt(client.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));

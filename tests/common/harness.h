@@ -119,6 +119,7 @@ struct Traffic {
     int size = 64;
     int server_port = 0;  // 0: any free port
     std::chrono::microseconds gap{200};
+    int client_port = 0;  // 0: an ephemeral port
 };
 int run_request_response(const Traffic& traffic);
 

@@ -67,6 +67,7 @@ filters:
   interfaces: [lo, veth-a]
   netns: [4026531840]
 sampling: 100
+budget: {cpu: 0.015, event_cost: 250ns}
 maps: {skb_entries: 1024, thread_entries: 64, socket_entries: 128, stale_after: 1.5ms}
 log_level: debug
 log_summary: 30s
@@ -88,6 +89,8 @@ bpf_stats: true
     EXPECT_EQ(c.filters.interfaces, (std::vector<std::string>{"lo", "veth-a"}));
     EXPECT_EQ(c.filters.netns, (std::vector<uint32_t>{4026531840u}));
     EXPECT_EQ(c.sampling, 100u);
+    EXPECT_EQ(c.budget.cpu, 0.015);
+    EXPECT_EQ(c.budget.event_cost, 250ns);
     EXPECT_EQ(c.maps.skb_entries, 1024u);
     EXPECT_EQ(c.maps.thread_entries, 64u);
     EXPECT_EQ(c.maps.socket_entries, 128u);
@@ -156,6 +159,7 @@ TEST(Config, RoundTrip) {
     c.filters.interfaces = {"eth0", "yes", "null", "123"};
     c.filters.netns = {1, 4294967295u};
     c.sampling = 65536;
+    c.budget = {0.125, 1ms};
     c.maps = {1, 2, 16777216, 3600s};
     c.log_level = "trace";
     c.log_summary = 1500ms;
@@ -196,6 +200,16 @@ TEST(ConfigErrors, NotText) {
                         "config test.yaml: invalid YAML at line 2, column 3: unexpected ','");
     EXPECT_CONFIG_ERROR(std::string(100000, '[') + std::string(100000, ']'),
                         "config test.yaml: invalid YAML at line 1, column 1: nested too deeply");
+    EXPECT_CONFIG_ERROR("budget: {cpu: 2}\n",
+                        "config test.yaml: budget.cpu: 2 is out of range (allowed 0..1)");
+    EXPECT_CONFIG_ERROR("budget: {cpu: 1%}\n",
+                        "config test.yaml: budget.cpu: '1%' is not a number");
+    EXPECT_CONFIG_ERROR("budget: {cpu: nan}\n",
+                        "config test.yaml: budget.cpu: 'nan' is not a number");
+    EXPECT_CONFIG_ERROR("budget: {event_cost: 0}\n",
+                        "config test.yaml: budget.event_cost: 0 is out of range (allowed 1ns..1ms)");
+    EXPECT_CONFIG_ERROR("budget: {cpus: 0.1}\n",
+                        "config test.yaml: unknown key 'budget.cpus' (allowed: cpu, event_cost)");
     EXPECT_CONFIG_ERROR("sampling: " + std::string(100, '9') + "\n",
                         "config test.yaml: sampling: " + std::string(64, '9') +
                             "... is out of range (allowed 1..65536)");
@@ -208,7 +222,7 @@ TEST(ConfigErrors, NotText) {
     } catch (const ConfigError& e) {
         EXPECT_STREQ(e.what(),
                      "config a\\nb.yaml: unknown key 'x' (allowed: listen, probe_mode, "
-                     "interval, buckets, labels, filters, sampling, maps, log_level, "
+                     "interval, buckets, labels, filters, sampling, budget, maps, log_level, "
                      "log_summary, bpf_stats)");
     }
 }
@@ -223,7 +237,7 @@ TEST(Printable, EscapesAndCuts) {
 TEST(ConfigErrors, UnknownKeys) {
     EXPECT_CONFIG_ERROR("lables: {}\n",
                         "config test.yaml: unknown key 'lables' (allowed: listen, probe_mode, "
-                        "interval, buckets, labels, filters, sampling, maps, log_level, "
+                        "interval, buckets, labels, filters, sampling, budget, maps, log_level, "
                         "log_summary, bpf_stats)");
     EXPECT_CONFIG_ERROR("buckets: {per_octav: 2}\n",
                         "config test.yaml: unknown key 'buckets.per_octav' (allowed: min, max, "
@@ -233,7 +247,7 @@ TEST(ConfigErrors, UnknownKeys) {
                         "thread_entries, socket_entries, stale_after)");
     EXPECT_CONFIG_ERROR("buckets.min: 1us\n",
                         "config test.yaml: unknown key 'buckets.min' (allowed: listen, probe_mode, "
-                        "interval, buckets, labels, filters, sampling, maps, log_level, "
+                        "interval, buckets, labels, filters, sampling, budget, maps, log_level, "
                         "log_summary, bpf_stats)");
     EXPECT_CONFIG_ERROR("sampling: 2\nsampling: 3\n", "config test.yaml: duplicate key 'sampling'");
 }
@@ -242,7 +256,7 @@ TEST(ConfigErrors, WrongTypes) {
     EXPECT_CONFIG_ERROR(
         "- listen\n",
         "config test.yaml: expected a mapping of listen, probe_mode, interval, "
-        "buckets, labels, filters, sampling, maps, log_level, log_summary, bpf_stats, got a list");
+        "buckets, labels, filters, sampling, budget, maps, log_level, log_summary, bpf_stats, got a list");
     EXPECT_CONFIG_ERROR("buckets: 5\n",
                         "config test.yaml: buckets: expected a mapping of min, max, per_octave, "
                         "bounds, got a single value");
@@ -418,7 +432,7 @@ TEST(ConfigErrors, Files) {
     EXPECT_EQ(file_error(dir + "unknown_key.yaml"),
               "config " + dir +
                   "unknown_key.yaml: unknown key 'lables' (allowed: listen, probe_mode, interval, "
-                  "buckets, labels, filters, sampling, maps, log_level, log_summary, bpf_stats)");
+                  "buckets, labels, filters, sampling, budget, maps, log_level, log_summary, bpf_stats)");
     EXPECT_EQ(file_error(dir + "wrong_type.yaml"),
               "config " + dir +
                   "wrong_type.yaml: labels.family: 'sometimes' is not a boolean (allowed true, "
