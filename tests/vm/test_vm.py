@@ -9,6 +9,8 @@ host (vmreport.py) and fail on any unmet acceptance check.
   test_vm.py --netlatd PATH --netlat-load PATH [--out DIR] [--report FILE]
   test_vm.py --selftest [--out DIR]   # harness self-test: no netlatd, proves boot, collection
                                       # and that kprobe/fentry/tp_btf/raw_tp/cgroup_skb attach
+  test_vm.py --paths BIN... --netlatd PATH [--modes "kprobe fentry"]
+                                      # the paths tier's GoogleTest cases in the guest, per mode
 Python 3 standard library only. Needs root only for nothing: qemu runs unprivileged with TCG.
 """
 
@@ -22,6 +24,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULES = ["veth", "sch_ingress", "cls_bpf", "act_bpf"]  # =m in the cloud kernel (see README)
+# The devices tests/paths builds (also =m); their dependencies (stp, llc, udp_tunnel, ...) follow.
+PATHS_MODULES = ["veth", "macvlan", "vxlan", "bridge"]
 
 # Test config for netlatd: fine buckets (so interpolated medians are close) and a short drain
 # interval (so each run's observations are exported before the next scrape). Adapt the keys here
@@ -75,12 +79,14 @@ def fetch_kernel(cache):
     return info
 
 
-def build_initramfs(out, script, kdir, bins, files):
+def build_initramfs(out, script, kdir, bins, files, modules=MODULES, own_path_bins=()):
     cmd = [os.path.join(HERE, "build-initramfs.sh"), "-o", out, "-s", script, "-k", kdir]
-    for m in MODULES:
+    for m in modules:
         cmd += ["-m", m]
     for b in bins:
         cmd += ["-b", b]
+    for b in own_path_bins:
+        cmd += ["-p", b]
     for src, dst in files:
         cmd += ["-f", f"{src}:{dst}"]
     if subprocess.run(cmd).returncode != 0:
@@ -231,6 +237,64 @@ def full(args):
     print("test_vm: vm: 1 passed, 0 failed")
 
 
+def list_cases(binary):
+    """-> [GoogleTest filter] of every case of `binary` (--gtest_list_tests, on the host)."""
+    p = subprocess.run([binary, "--gtest_list_tests"], capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        fail(f"{binary} --gtest_list_tests failed: {p.stderr.strip()}")
+    cases, suite = [], None
+    for line in p.stdout.splitlines():
+        if not line.strip() or line.startswith("Running main()"):
+            continue
+        if not line.startswith(" "):
+            suite = line.split()[0]
+        else:
+            cases.append(suite + line.split()[0])
+    return cases
+
+
+def paths(args):
+    """The paths tier's cases (tests/paths) in the guest, one process each, in each mode."""
+    if not args.netlatd or not os.access(args.netlatd, os.X_OK):
+        fail(f"binary {args.netlatd!r} not found: build netlatd first")
+    for b in args.paths:
+        if not os.access(b, os.X_OK):
+            fail(f"test binary {b!r} not found: build the paths tier first")
+    out = os.path.abspath(args.out)
+    os.makedirs(out, exist_ok=True)
+    t_all = time.monotonic()
+    kinfo = fetch_kernel(args.cache)
+    case_file = os.path.join(out, "paths-cases.txt")
+    with open(case_file, "w") as f:
+        for b in args.paths:
+            for case in list_cases(b):
+                f.write(f"{os.path.basename(b)} {case}\n")
+    pfile = os.path.join(out, "params.sh")
+    with open(pfile, "w") as f:
+        f.write(f'MODES="{args.modes}"\nCASE_TIMEOUT={args.case_timeout}\n'
+                f"TIME_SCALE={args.time_scale}\n")
+    # The tests run the tools below (tests/common/netns_pair.h, tests/paths/paths.cpp); busybox
+    # has neither `ip netns` nor ethtool. netlatd goes to the path compiled into the tests.
+    tools = [shutil.which(t) or f"/usr/sbin/{t}" for t in ("ip", "ethtool", "bpftool")]
+    initrd = os.path.join(out, "initramfs.cpio.gz")
+    build_initramfs(initrd, os.path.join(HERE, "guest-paths.sh"), kinfo["KDIR"],
+                    list(args.paths) + tools,
+                    [(case_file, "/guest/paths-cases.txt"), (pfile, "/guest/params.sh")],
+                    modules=PATHS_MODULES, own_path_bins=[os.path.abspath(args.netlatd)])
+    rc, wall, boot = run_vm(kinfo, initrd, out, args.timeout)
+    vm_info = (f"{kinfo['KPKG']} {kinfo['KPKG_VERSION']} under qemu TCG; VM wall {wall:.0f} s; "
+               f"netlatd forced to each mode with NETLAT_TEST_PROBE_MODE")
+    rrc = subprocess.run([sys.executable, os.path.join(HERE, "pathsreport.py"), out, "--cases",
+                          case_file, "--modes", args.modes, "--report", args.report,
+                          "--vm-info", vm_info]).returncode
+    log(f"report: {args.report}; total {time.monotonic() - t_all:.1f}s")
+    if rc != 0:
+        fail(f"guest script exit {rc} (see {out}/console.log)")
+    if rrc != 0:
+        fail(f"paths cases failed in the guest (see {args.report})")
+    print("test_vm: vm paths: 1 passed, 0 failed")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -239,10 +303,18 @@ def main():
     ap.add_argument("--bpf-object", help="netlatd's BPF object (netlat.bpf.o): each program is "
                     "also loaded alone in the guest and the verdicts go into the report")
     ap.add_argument("--selftest", action="store_true")
+    ap.add_argument("--paths", nargs="+", metavar="BIN",
+                    help="run these GoogleTest binaries of tests/paths in the guest per mode")
+    ap.add_argument("--case-timeout", type=int, default=300,
+                    help="--paths: seconds for one case in the guest")
+    ap.add_argument("--time-scale", type=float, default=5,
+                    help="--paths: NETLAT_TEST_TIME_SCALE in the guest (netlatd's ready timeout, "
+                    "20 s on the host, times this)")
     ap.add_argument("--out", default="build/vm")
     ap.add_argument("--cache", default="build/vm-cache")
     ap.add_argument("--report", default="build/vm-report.md")
-    ap.add_argument("--modes", default="kprobe fentry tracepoint auto")
+    ap.add_argument("--modes", help='probe modes (default "kprobe fentry tracepoint auto", with '
+                    '--paths "kprobe fentry")')
     ap.add_argument("--count", type=int, default=1000, help="messages per netlat-load run")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds for the whole VM run")
     ap.add_argument("--accuracy", choices=("strict", "bracket"), default="strict",
@@ -255,7 +327,11 @@ def main():
     need_tools()
     if args.selftest:
         selftest(args)
+    elif args.paths:
+        args.modes = args.modes or "kprobe fentry"
+        paths(args)
     else:
+        args.modes = args.modes or "kprobe fentry tracepoint auto"
         full(args)
 
 
