@@ -61,6 +61,7 @@ for mode in $MODES; do
   while read -r bin filter; do
     [ -n "$bin" ] || continue
     n=$((n + 1))
+    log "$mode $n $filter: start"
     t0=$(now)
     NETLAT_TEST_PROBE_MODE=$mode NETLAT_TEST_TIME_SCALE=$TIME_SCALE timeout $CASE_TIMEOUT "/bin/$bin" --gtest_filter="$filter" \
       --gtest_output="json:$d/$n.json" >$d/$n.log 2>&1 </dev/null

@@ -24,19 +24,23 @@ PASS, SKIP, FAIL = "passed", "not runnable", "FAILED"
 LOG_TAIL_LINES = 12
 
 
+def read_text(path):
+    """The file's text, '' if it does not exist."""
+    if not os.path.exists(path):
+        return ""
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
 def read_cases(path):
     """-> [(binary, filter)] from the file the guest was given."""
-    with open(path) as f:
-        return [tuple(line.split(None, 1)) for line in f.read().splitlines() if line.strip()]
+    return [tuple(line.split(None, 1)) for line in read_text(path).splitlines() if line.strip()]
 
 
 def read_index(mode_dir):
     """-> {n: {rc, seconds, leftovers, binary, filter}} from the guest's index.txt."""
     out = {}
-    path = os.path.join(mode_dir, "index.txt")
-    if not os.path.exists(path):
-        return out
-    for line in open(path).read().splitlines():
+    for line in read_text(os.path.join(mode_dir, "index.txt")).splitlines():
         m = re.match(r"(\d+) rc=(\d+) seconds=(\S+) leftovers=(\S+) (\S+) (\S+)$", line)
         if m:
             out[int(m.group(1))] = {"rc": int(m.group(2)), "seconds": float(m.group(3)),
@@ -66,11 +70,30 @@ def skip_reason(log_text):
     return m.group(1).strip() if m else ""
 
 
+KERNEL_TROUBLE = re.compile(r"BUG:|Oops|Kernel panic|soft lockup|rcu: INFO|WARNING: CPU|"
+                            r"general protection|Call Trace")
+CONSOLE_EXCERPT_LINES = 60
+
+
+def kernel_trouble(console_text):
+    """-> ((mode, n) of the case running, console excerpt) at the guest kernel's first oops,
+    lockup or warning (guest-paths.sh logs "guest-paths: MODE N FILTER: start"); None if none."""
+    running = None
+    lines = console_text.splitlines()
+    for i, line in enumerate(lines):
+        m = re.search(r"guest-paths: (\S+) (\d+) \S+: start", line)
+        if m:
+            running = (m.group(1), int(m.group(2)))
+        elif KERNEL_TROUBLE.search(line):
+            return running, "\n".join(lines[i:i + CONSOLE_EXCERPT_LINES])
+    return None
+
+
 def judge_case(entry, json_path, log_path):
     """-> (verdict, seconds, reason) of one case in one mode; entry is the index line or None."""
     if entry is None:
         return FAIL, None, "did not run (the VM stopped or timed out before it)"
-    log = open(log_path, errors="replace").read() if os.path.exists(log_path) else ""
+    log = read_text(log_path)
     tail = "\n".join(log.rstrip().splitlines()[-LOG_TAIL_LINES:])
     cases = gtest_cases(json_path)
     problems = []
@@ -97,8 +120,12 @@ def judge_case(entry, json_path, log_path):
 
 
 def judge(out, cases, modes):
-    """-> {mode: [(binary, filter, verdict, seconds, reason)]} in the order of `cases`."""
+    """-> {mode: [(binary, filter, verdict, seconds, reason)]} in the order of `cases`. The case
+    that was running when the guest kernel first reported trouble fails with the console excerpt."""
     results = {}
+    trouble = kernel_trouble(read_text(os.path.join(out, "console.log")))
+    if trouble and trouble[0] is None and modes and cases:
+        trouble = ((modes[0], 1), trouble[1])  # before the first case: charged to it
     for mode in modes:
         mode_dir = os.path.join(out, "files", f"paths-{mode}")
         index = read_index(mode_dir)
@@ -109,6 +136,10 @@ def judge(out, cases, modes):
                 entry = None  # a different list ran: never credit a case with another's result
             verdict, secs, reason = judge_case(entry, os.path.join(mode_dir, f"{n}.json"),
                                                os.path.join(mode_dir, f"{n}.log"))
+            if trouble and trouble[0] == (mode, n):
+                verdict = FAIL
+                reason = (reason + "\n" if entry else "") + (
+                    "running when the guest kernel reported this (console.log):\n" + trouble[1])
             rows.append((binary, filt, verdict, secs, reason))
         results[mode] = rows
     return results

@@ -93,9 +93,11 @@ def build_initramfs(out, script, kdir, bins, files, modules=MODULES, own_path_bi
         fail("build-initramfs.sh failed (see above)")
 
 
-def run_vm(kinfo, initrd, out, timeout):
+def run_vm(kinfo, initrd, out, timeout, append=""):
     cmd = [os.path.join(HERE, "run-vm.sh"), "-k", kinfo["VMLINUZ"], "-i", initrd, "-o", out,
            "-t", str(timeout)]
+    if append:
+        cmd += ["-a", append]
     t = time.monotonic()
     rc = subprocess.run(cmd).returncode
     wall = time.monotonic() - t
@@ -281,17 +283,21 @@ def paths(args):
                     list(args.paths) + tools,
                     [(case_file, "/guest/paths-cases.txt"), (pfile, "/guest/params.sh")],
                     modules=PATHS_MODULES, own_path_bins=[os.path.abspath(args.netlatd)])
-    rc, wall, boot = run_vm(kinfo, initrd, out, args.timeout)
+    # Kernel warnings and backtraces on the console (loglevel 5), and a CPU stuck in the kernel
+    # ends the run (a panic stops qemu) instead of running into the timeout: the report then
+    # names the case that was running and quotes the console.
+    rc, wall, boot = run_vm(kinfo, initrd, out, args.timeout,
+                            append="loglevel=5 softlockup_panic=1")
     vm_info = (f"{kinfo['KPKG']} {kinfo['KPKG_VERSION']} under qemu TCG; VM wall {wall:.0f} s; "
                f"netlatd forced to each mode with NETLAT_TEST_PROBE_MODE")
     rrc = subprocess.run([sys.executable, os.path.join(HERE, "pathsreport.py"), out, "--cases",
                           case_file, "--modes", args.modes, "--report", args.report,
                           "--vm-info", vm_info]).returncode
     log(f"report: {args.report}; total {time.monotonic() - t_all:.1f}s")
-    if rc != 0:
-        fail(f"guest script exit {rc} (see {out}/console.log)")
     if rrc != 0:
         fail(f"paths cases failed in the guest (see {args.report})")
+    if rc != 0:
+        fail(f"guest script exit {rc} (see {out}/console.log)")
     print("test_vm: vm paths: 1 passed, 0 failed")
 
 
