@@ -2,8 +2,9 @@
 #
 # Runs the paths tier's GoogleTest cases (tests/paths) one process per case, in each probe mode:
 # NETLAT_TEST_PROBE_MODE makes every netlatd a test starts run in that mode (tests/common/harness).
-# Per mode, the results go to the host as paths-MODE (vm_emit): CASE.json (--gtest_output),
-# CASE.log (the test's output) and index.txt, one line per case:
+# Each case's results go to the host as soon as it ends (vm_emit paths-MODE, unpacked into one
+# folder), so a guest kernel crash loses only the case that was running: N.json (--gtest_output),
+# N.log (the test's output) and N.index, one line:
 #   N rc=RC seconds=S leftovers=WHAT BINARY FILTER
 # The host (tests/vm/pathsreport.py) judges; the guest only runs and collects.
 #
@@ -61,18 +62,22 @@ for mode in $MODES; do
   while read -r bin filter; do
     [ -n "$bin" ] || continue
     n=$((n + 1))
+    c=$d/$n
+    mkdir -p $c
     log "$mode $n $filter: start"
     t0=$(now)
-    NETLAT_TEST_PROBE_MODE=$mode NETLAT_TEST_TIME_SCALE=$TIME_SCALE timeout $CASE_TIMEOUT "/bin/$bin" --gtest_filter="$filter" \
-      --gtest_output="json:$d/$n.json" >$d/$n.log 2>&1 </dev/null
+    NETLAT_TEST_PROBE_MODE=$mode NETLAT_TEST_TIME_SCALE=$TIME_SCALE timeout $CASE_TIMEOUT \
+      "/bin/$bin" --gtest_filter="$filter" --gtest_output="json:$c/$n.json" >$c/$n.log 2>&1 </dev/null
     rc=$?
     secs=$(elapsed $t0)
     left=$(leftovers)
-    echo "$n rc=$rc seconds=$secs leftovers=$left $bin $filter" >>$d/index.txt
+    echo "$n rc=$rc seconds=$secs leftovers=$left $bin $filter" >$c/$n.index
     log "$mode $n $filter: rc=$rc ${secs}s leftovers=$left"
+    vm_emit paths-$mode $c
   done <$CASES
-  echo "mode_seconds=$(elapsed $t_mode)" >$d/timing.txt
-  dmesg >$d/dmesg.txt 2>&1
-  vm_emit paths-$mode $d
+  mkdir -p $d/end
+  echo "mode_seconds=$(elapsed $t_mode)" >$d/end/timing.txt
+  dmesg >$d/end/dmesg.txt 2>&1
+  vm_emit paths-$mode $d/end
 done
 exit 0

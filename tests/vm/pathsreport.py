@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Host-side verdict of the VM paths test: the paths tier's cases as run in the guest.
 
-Reads OUT/files/paths-MODE/ (index.txt, N.json, N.log from guest-paths.sh) for each mode and the
-list of cases the guest was given, and writes a Markdown report with one row per case and mode.
+Each mode runs in its own boot (run-vm.sh output OUT/MODE/): reads OUT/MODE/files/paths-MODE/
+(N.index, N.json, N.log from guest-paths.sh) and OUT/MODE/console.log for each mode, and the list
+of cases the guest was given, and writes a Markdown report with one row per case and mode.
 
 A case passes when its process exited 0, GoogleTest recorded it as run and passed, and it left
 nothing behind (netlatd, network namespaces, BPF links). A case GoogleTest skipped counts as not
@@ -38,9 +39,11 @@ def read_cases(path):
 
 
 def read_index(mode_dir):
-    """-> {n: {rc, seconds, leftovers, binary, filter}} from the guest's index.txt."""
+    """-> {n: {rc, seconds, leftovers, binary, filter}} from the guest's N.index files."""
     out = {}
-    for line in read_text(os.path.join(mode_dir, "index.txt")).splitlines():
+    names = os.listdir(mode_dir) if os.path.isdir(mode_dir) else []
+    lines = [read_text(os.path.join(mode_dir, f)) for f in names if f.endswith(".index")]
+    for line in "".join(lines).splitlines():
         m = re.match(r"(\d+) rc=(\d+) seconds=(\S+) leftovers=(\S+) (\S+) (\S+)$", line)
         if m:
             out[int(m.group(1))] = {"rc": int(m.group(2)), "seconds": float(m.group(3)),
@@ -123,11 +126,11 @@ def judge(out, cases, modes):
     """-> {mode: [(binary, filter, verdict, seconds, reason)]} in the order of `cases`. The case
     that was running when the guest kernel first reported trouble fails with the console excerpt."""
     results = {}
-    trouble = kernel_trouble(read_text(os.path.join(out, "console.log")))
-    if trouble and trouble[0] is None and modes and cases:
-        trouble = ((modes[0], 1), trouble[1])  # before the first case: charged to it
     for mode in modes:
-        mode_dir = os.path.join(out, "files", f"paths-{mode}")
+        trouble = kernel_trouble(read_text(os.path.join(out, mode, "console.log")))
+        if trouble and trouble[0] is None:
+            trouble = ((mode, 1), trouble[1])  # before the first case: charged to it
+        mode_dir = os.path.join(out, mode, "files", f"paths-{mode}")
         index = read_index(mode_dir)
         rows = []
         for n, (binary, filt) in enumerate(cases, 1):
@@ -179,7 +182,7 @@ def render(results, vm_info=""):
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("out", help="run-vm.sh's output directory")
+    ap.add_argument("out", help="the folder of run-vm.sh's output folders, one per mode")
     ap.add_argument("--cases", required=True, help="the case list the guest was given")
     ap.add_argument("--modes", default="kprobe fentry")
     ap.add_argument("--report", required=True)

@@ -23,17 +23,17 @@ def gtest_json(name, result="COMPLETED", failures=()):
 
 
 class Guest:
-    """A fake run-vm.sh output directory: files/paths-MODE/{index.txt, N.json, N.log}."""
+    """Fake run-vm.sh output folders: MODE/files/paths-MODE/{N.index, N.json, N.log}."""
 
     def __init__(self):
         self.tmp = tempfile.TemporaryDirectory()
         self.out = self.tmp.name
 
     def case(self, mode, n, rc=0, leftovers="none", doc=None, log="", cases=CASES):
-        d = os.path.join(self.out, "files", f"paths-{mode}")
+        d = os.path.join(self.out, mode, "files", f"paths-{mode}")
         os.makedirs(d, exist_ok=True)
         binary, filt = cases[n - 1]
-        with open(os.path.join(d, "index.txt"), "a") as f:
+        with open(os.path.join(d, f"{n}.index"), "w") as f:
             f.write(f"{n} rc={rc} seconds=12.5 leftovers={leftovers} {binary} {filt}\n")
         if doc is not None:
             with open(os.path.join(d, f"{n}.json"), "w") as f:
@@ -113,7 +113,7 @@ class PathsReportTest(unittest.TestCase):
 
     def test_kernel_trouble_fails_the_running_case(self):
         self.g.case("kprobe", 1, doc=gtest_json("Devices.A"))
-        with open(os.path.join(self.g.out, "console.log"), "w") as f:
+        with open(os.path.join(self.g.out, "kprobe", "console.log"), "w") as f:
             f.write("guest-paths: kprobe 1 Devices.A: start\n"
                     "guest-paths: kprobe 1 Devices.A: rc=0 1.0s leftovers=none\n"
                     "guest-paths: kprobe 2 Paths/Calls.B/Udp: start\n"
