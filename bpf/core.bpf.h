@@ -136,6 +136,20 @@ static __always_inline void record(int seg, __u8 proto, __u8 family, __u32 netns
     h->slots[slot] += 1;
 }
 
+/* Calls cb(i, ctx) for i = 0, 1, ... until it returns non-zero, at most max times: bpf_loop (5.17+)
+ * where the kernel has it, else a bounded loop of LOOP_FALLBACK calls (the rest waits for the next
+ * event). ctx must be on the caller's stack. */
+#define LOOP_FALLBACK 64
+static __always_inline void loop(__u32 max, long (*cb)(__u32, void *), void *ctx)
+{
+    if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_loop)) {
+        bpf_loop(max, cb, ctx, 0);
+        return;
+    }
+    for (__u32 i = 0; i < LOOP_FALLBACK && i < max; i++)
+        if (cb(i, ctx)) break;
+}
+
 /* The consecutive segment that ends at a stage (it spans any stage without a hook before it). */
 static __always_inline int segment_into(int stage)
 {

@@ -141,6 +141,17 @@ struct pending_walk {
     __u64 now;
 };
 
+/* The item at the walk's position, if any (evicted ones are passed over); *stop when the walk is
+ * over: the head is reached, or the item ends after the walk's sequence. */
+static __always_inline struct pending *pending_next(struct pending_walk *w, int *stop)
+{
+    *stop = w->k.pos == w->head;
+    if (*stop) return 0;
+    struct pending *p = bpf_map_lookup_elem(&pending, &w->k);
+    *stop = p && !seq_before_eq(p->end, w->seq);
+    return *stop ? 0 : p;
+}
+
 /* Looks up an skb entry and checks it is fresh; counts stale ones. */
 static __always_inline struct skb_entry *skb_lookup(void *map, int map_id, __u64 key, int stage,
                                                     __u64 now)

@@ -342,11 +342,20 @@ static __always_inline void rx_call_return(int ret)
     bpf_map_delete_elem(&rx_thread, &id);
 }
 
+/* Before 5.19 ("net: remove noblock parameter from recvmsg() entities") these functions took
+ * (sk, msg, len, nonblock, flags, addr_len): the kernel's version picks the layout at load. */
+extern int LINUX_KERNEL_VERSION __kconfig;
+#define RECVMSG_HAS_NONBLOCK (LINUX_KERNEL_VERSION < KERNEL_VERSION(5, 19, 0))
+
 #define RECVMSG_ENTRY_POINTS(fn)                                                                  \
     SEC("kprobe/" #fn)                                                                            \
-    int BPF_KPROBE(kp_##fn, struct sock *sk, struct msghdr *msg, size_t len, int flags)           \
+    int BPF_KPROBE(kp_##fn, struct sock *sk, struct msghdr *msg, size_t len, long a4, long a5)    \
     {                                                                                             \
-        rx_call_enter(sk, flags);                                                                 \
+        /* Both loaded before the choice: a choice between two context fields would otherwise */  \
+        /* become one load at a computed context offset, which the verifier refuses. */            \
+        barrier_var(a4);                                                                          \
+        barrier_var(a5);                                                                          \
+        rx_call_enter(sk, RECVMSG_HAS_NONBLOCK ? (int)a5 : (int)a4);                              \
         return 0;                                                                                 \
     }                                                                                             \
     SEC("kretprobe/" #fn)                                                                         \
@@ -356,10 +365,13 @@ static __always_inline void rx_call_return(int ret)
         return 0;                                                                                 \
     }                                                                                             \
     SEC("fexit/" #fn)                                                                             \
-    int BPF_PROG(fx_##fn, struct sock *sk, struct msghdr *msg, size_t len, int flags,             \
-                 int *addr_len, int ret)                                                          \
+    int fx_##fn(unsigned long long *ctx)                                                          \
     {                                                                                             \
-        rx_socket(sk, ret, flags);                                                                \
+        const struct sock *sk = (const struct sock *)ctx[0];                                      \
+        if (RECVMSG_HAS_NONBLOCK)                                                                 \
+            rx_socket(sk, (int)ctx[6], (int)ctx[4]);                                              \
+        else                                                                                      \
+            rx_socket(sk, (int)ctx[5], (int)ctx[3]);                                              \
         return 0;                                                                                 \
     }
 RECVMSG_ENTRY_POINTS(tcp_recvmsg)

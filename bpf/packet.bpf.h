@@ -121,6 +121,10 @@ static __always_inline const unsigned char *skb_network(const struct sk_buff *sk
 
 static __always_inline __u64 current_pid_tgid(void)
 {
+    /* netfilter programs (6.4+) have no bpf_get_current_pid_tgid, and every kernel that has them has
+     * bpf_get_current_task_btf (5.11+); older kernels take the plain helper. */
+    if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf))
+        return bpf_get_current_pid_tgid();
     struct task_struct *t = bpf_get_current_task_btf();
     return ((__u64)BPF_CORE_READ(t, tgid) << 32) | (__u32)BPF_CORE_READ(t, pid);
 }

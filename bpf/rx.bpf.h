@@ -113,16 +113,14 @@ static __always_inline void rx_tcp_owned(const struct sock *sk, const struct sk_
 static long queue_segment(__u32 i, void *ctx)
 {
     struct pending_walk *w = ctx;
-    if (w->k.pos == w->head) return 1;
-    struct pending *p = bpf_map_lookup_elem(&pending, &w->k);
-    if (p) {
-        if (!seq_before_eq(p->end, w->seq)) return 1;
-        if (!p->t2) {
-            p->t2 = w->now;
-            record(NETLAT_SEG_RX_TRANSPORT_TO_QUEUED, NETLAT_PROTO_TCP, p->family, p->netns, w->now, p->t1);
-            record(NETLAT_SEG_RX_STACK, NETLAT_PROTO_TCP, p->family, p->netns, w->now, p->t0);
-            count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_QUEUED));
-        }
+    int stop;
+    struct pending *p = pending_next(w, &stop);
+    if (stop) return 1;
+    if (p && !p->t2) {
+        p->t2 = w->now;
+        record(NETLAT_SEG_RX_TRANSPORT_TO_QUEUED, NETLAT_PROTO_TCP, p->family, p->netns, w->now, p->t1);
+        record(NETLAT_SEG_RX_STACK, NETLAT_PROTO_TCP, p->family, p->netns, w->now, p->t0);
+        count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_QUEUED));
     }
     w->k.pos++;
     return 0;
@@ -137,7 +135,7 @@ static __always_inline void rx_queued_tcp(const struct sock *sk, __u64 now)
                              .head = r->head,
                              .seq = BPF_CORE_READ((const struct tcp_sock *)sk, rcv_nxt),
                              .now = now};
-    bpf_loop(PENDING_WALK_MAX, queue_segment, &w, 0);
+    loop(PENDING_WALK_MAX, queue_segment, &w);
     r->queued = w.k.pos;
 }
 
@@ -229,7 +227,7 @@ static __always_inline void rx_queued_udp(const struct sock *sk, __u64 now)
     c->tail_ts = 0;
     c->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
     int unused = 0;
-    bpf_loop(n, position_datagram, &unused, 0);
+    loop(n, position_datagram, &unused);
     r->last_ts = c->tail_ts;
 }
 
@@ -258,10 +256,10 @@ static __always_inline void rx_read_sample(__u8 proto, __u8 family, __u32 netns,
 static long read_segment(__u32 i, void *ctx)
 {
     struct pending_walk *w = ctx;
-    if (w->k.pos == w->head) return 1;
-    struct pending *p = bpf_map_lookup_elem(&pending, &w->k);
+    int stop;
+    struct pending *p = pending_next(w, &stop);
+    if (stop) return 1;
     if (p) {
-        if (!seq_before_eq(p->end, w->seq)) return 1;
         struct pending d = *p;
         if (pending_take(&w->k))
             rx_read_sample(NETLAT_PROTO_TCP, d.family, d.netns, d.t0, d.t1, d.t2, w->now);
@@ -315,7 +313,7 @@ static __always_inline void rx_socket(const struct sock *sk, int ret, int flags)
                              .head = r->head,
                              .seq = BPF_CORE_READ((const struct tcp_sock *)sk, copied_seq),
                              .now = bpf_ktime_get_ns()};
-    bpf_loop(PENDING_WALK_MAX, read_segment, &w, 0);
+    loop(PENDING_WALK_MAX, read_segment, &w);
     r->tail = w.k.pos;
 }
 

@@ -62,12 +62,27 @@ static __always_inline void tx_syscall(long nr, __u64 now)
     upsert(&tx_thread, NETLAT_MAP_TX_THREAD, id, &v);
 }
 
-/* The number of the syscall the current thread is in (-1 outside one). */
-static __always_inline long current_syscall(void)
+/* The syscall number in the user registers, per architecture (CO-RE picks the one that exists). */
+struct pt_regs___x86 {
+    unsigned long orig_ax;
+} __attribute__((preserve_access_index));
+struct pt_regs___arm64 {
+    int syscallno;
+} __attribute__((preserve_access_index));
+
+/* The number of the syscall the current thread is in (-1 outside one); `assumed` where the kernel
+ * cannot tell (before 5.15 there is no bpf_task_pt_regs; an architecture not listed above): the
+ * check is then skipped. */
+static __always_inline long current_syscall(long assumed)
 {
+    if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs)) return assumed;
     struct task_struct *task = bpf_get_current_task_btf();
-    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-    return BPF_CORE_READ(regs, orig_ax);
+    const void *regs = (const void *)bpf_task_pt_regs(task);
+    if (bpf_core_field_exists(((struct pt_regs___x86 *)0)->orig_ax))
+        return BPF_CORE_READ((const struct pt_regs___x86 *)regs, orig_ax);
+    if (bpf_core_field_exists(((struct pt_regs___arm64 *)0)->syscallno))
+        return BPF_CORE_READ((const struct pt_regs___arm64 *)regs, syscallno);
+    return assumed;
 }
 
 /* The current thread's send call on sk, if this is it: known by its socket (function hooks), or
@@ -78,7 +93,7 @@ static __always_inline struct tx_thread_val *tx_call_of(const struct sock *sk, _
 {
     struct tx_thread_val *t = bpf_map_lookup_elem(&tx_thread, &id);
     if (!t) return 0;
-    if (t->syscall >= 0 && current_syscall() != t->syscall) return 0;
+    if (t->syscall >= 0 && current_syscall(t->syscall) != t->syscall) return 0;
     if (t->sk) return t->sk == (__u64)sk ? t : 0;
     if (t->syscall < 0) return 0;
     if (!sock_wanted(sk)) return 0;
@@ -157,10 +172,10 @@ struct tx_walk {
 static long tx_join_call(__u32 i, void *ctx)
 {
     struct tx_walk *c = ctx;
-    if (c->w.k.pos == c->w.head) return 1;
-    struct pending *p = bpf_map_lookup_elem(&pending, &c->w.k);
+    int stop;
+    struct pending *p = pending_next(&c->w, &stop); /* stops at a call ending in a later packet */
+    if (stop) return 1;
     if (p) {
-        if (!seq_before_eq(p->end, c->w.seq)) return 1; /* ends in a later packet */
         __u64 t0 = p->t0, t1 = p->t1;
         __u32 end = p->end;
         if (pending_take(&c->w.k)) {
@@ -211,7 +226,7 @@ static __always_inline void tx_join(const struct sk_buff *skb, int stage, __u64 
             struct tx_walk c = {.w = {.k = {.owner = r->owner, .pos = r->tail, .kind = PENDING_TX_CALL},
                                       .head = r->head, .seq = p.seq + p.payload, .now = now},
                                 .e = e, .stage = stage, .start = p.seq};
-            bpf_loop(PENDING_WALK_MAX, tx_join_call, &c, 0);
+            loop(PENDING_WALK_MAX, tx_join_call, &c);
             r->tail = c.w.k.pos;
             e = c.e;
         }

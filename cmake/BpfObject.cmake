@@ -27,9 +27,17 @@ function(bpf_object NAME SOURCE)
             COMMENT "Generating vmlinux.h from ${NETLAT_VMLINUX_BTF}")
         add_custom_target(netlat_vmlinux_h DEPENDS "${NETLAT_BPF_GEN_DIR}/vmlinux.h")
     endif()
+    # bpf_tracing.h reads kprobe arguments from the target architecture's pt_regs.
+    if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64)$")
+        set(bpf_arch arm64)
+    elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+        set(bpf_arch x86)
+    else()
+        message(FATAL_ERROR "netlatd's BPF programs: no __TARGET_ARCH for ${CMAKE_SYSTEM_PROCESSOR}")
+    endif()
     add_custom_command(
         OUTPUT "${obj}"
-        COMMAND "${CLANG_EXE}" -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86
+        COMMAND "${CLANG_EXE}" -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_${bpf_arch}
                 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
                 -I "${NETLAT_BPF_GEN_DIR}" -I "${src_dir}" -c "${src}" -o "${obj}"
         DEPENDS "${src}" "${NETLAT_BPF_GEN_DIR}/vmlinux.h" ${ARG_DEPENDS}

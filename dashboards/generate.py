@@ -179,7 +179,8 @@ def overview_dashboard():
         'Samples over the series cap / s', [target(
             f'sum(rate(netlatd_series_overflow_total{{{SEL}}}[{RATE}]))', 'overflow')],
         unit='reqps', w=4,
-        description='Samples that went to netns="other" because labels.max_series was reached.'))
+        description='Samples that went to the series whose optional labels are "other" because '
+                    'labels.max_series was reached.'))
 
     panels.append(row('Hooks in use'))
     panels.append(table('Stage hooks (netlatd_stage_info)', [target(
@@ -194,8 +195,9 @@ def overview_dashboard():
         'BPF CPU time (cores) by program',
         [target(f'sum by (program) (rate({runtime}{{{SEL}}}[{RATE}]))', '{{program}}')],
         unit='none', stack=True, w=8,
-        description='CPU seconds per second spent in netlatd\'s BPF programs (kernel BPF stats: '
-                    'netlatd needs CAP_SYS_ADMIN to turn them on, or kernel.bpf_stats_enabled=1).'))
+        description='CPU seconds per second spent in netlatd\'s BPF programs (kernel BPF stats, off '
+                    'by default: bpf_stats: true in the config and CAP_SYS_ADMIN, or '
+                    'kernel.bpf_stats_enabled=1; empty while off).'))
     panels.append(timeseries(
         'BPF time per run by program',
         [target(f'sum by (program) (rate({runtime}{{{SEL}}}[{RATE}])) / '

@@ -6,7 +6,18 @@
 namespace netlatd {
 namespace {
 
-enum class Option { Config, Listen, ProbeMode, CheckConfig, Once, Duration, Json, Version, Help };
+enum class Option {
+    Config,
+    Listen,
+    WebConfig,
+    ProbeMode,
+    CheckConfig,
+    Once,
+    Duration,
+    Json,
+    Version,
+    Help
+};
 
 struct OptionSpec {
     std::string_view name;
@@ -17,6 +28,7 @@ struct OptionSpec {
 constexpr OptionSpec kOptions[] = {
     {"--config", Option::Config, true},
     {"--listen", Option::Listen, true},
+    {"--web.config.file", Option::WebConfig, true},
     {"--probe-mode", Option::ProbeMode, true},
     {"--check-config", Option::CheckConfig, false},
     {"--once", Option::Once, false},
@@ -31,15 +43,15 @@ constexpr OptionSpec kOptions[] = {
 std::chrono::milliseconds parse_once_duration(const std::string& value) {
     const std::optional<double> seconds = parse_duration_seconds(value);
     if (!seconds) {
-        throw CliError("--duration: '" + value +
-                       "' is not a duration (e.g. 8s, 1.5m, 500ms; a plain number is seconds)");
+        throw CliError("--duration: " + quote(value) +
+                       " is not a duration (e.g. 8s, 1.5m, 500ms; a plain number is seconds)");
     }
     const double ms = *seconds * 1e3;
     if (*seconds < 0.1 || *seconds > 86400) {
-        throw CliError("--duration: " + value + " is out of range (allowed 100ms..24h)");
+        throw CliError("--duration: " + printable(value) + " is out of range (allowed 100ms..24h)");
     }
     if (std::abs(ms - std::round(ms)) > 1e-6) {
-        throw CliError("--duration: " + value + " is not whole milliseconds");
+        throw CliError("--duration: " + printable(value) + " is not whole milliseconds");
     }
     return std::chrono::milliseconds(std::llround(ms));
 }
@@ -59,7 +71,7 @@ CliOptions parse_cli(int argc, char** argv) {
         if (spec == nullptr) {
             const std::string_view what =
                 arg.starts_with('-') ? "unknown option" : "unexpected argument";
-            throw CliError(std::string(what) + " '" + std::string(arg) + "' (see --help)");
+            throw CliError(std::string(what) + " " + quote(arg) + " (see --help)");
         }
         std::string value;
         if (spec->takes_value) {
@@ -79,10 +91,13 @@ CliOptions parse_cli(int argc, char** argv) {
             case Option::Listen:
                 options.listen = value;
                 break;
+            case Option::WebConfig:
+                options.web_config_path = value;
+                break;
             case Option::ProbeMode:
                 options.probe_mode = probe_mode_from_string(value);
                 if (!options.probe_mode) {
-                    throw CliError("--probe-mode: '" + value + "' is not one of " +
+                    throw CliError("--probe-mode: " + quote(value) + " is not one of " +
                                    probe_mode_choices());
                 }
                 break;
@@ -119,6 +134,9 @@ std::string usage() {
            "                       installed config: /etc/netlatd/netlatd.yaml)\n"
            "  --listen HOST:PORT   serve /metrics on HOST:PORT (overrides `listen`;\n"
            "                       HOST is IPv4, [IPv6] or a hostname; default 0.0.0.0:9810)\n"
+           "  --web.config.file FILE\n"
+           "                       TLS and basic auth of that port, in the Prometheus\n"
+           "                       exporter-toolkit's web config format (see docs/OPERATIONS.md)\n"
            "  --probe-mode MODE    one of " +
            probe_mode_choices() +
            " (overrides `probe_mode`)\n"

@@ -12,6 +12,7 @@ namespace netlatd {
 
 struct CliOptions {
     std::optional<std::string> config_path, listen;
+    std::optional<std::string> web_config_path;  // --web.config.file: TLS and basic auth
     std::optional<ProbeMode> probe_mode;
     bool check_config = false, version = false, help = false;
     // --once: measure for `duration` (default kOnceDuration), print a report, exit; --json: as

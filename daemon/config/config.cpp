@@ -18,10 +18,11 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <ranges>
+#include <sstream>
 #include <utility>
 
 #include "bpf/netlat.h"
+#include "daemon/config/yaml_value.h"
 
 namespace netlatd {
 namespace {
@@ -32,42 +33,11 @@ constexpr std::array<std::pair<ProbeMode, std::string_view>, 4> kProbeModes{{
     {ProbeMode::Kprobe, "kprobe"},
     {ProbeMode::Tracepoint, "tracepoint"},
 }};
+constexpr auto kProbeModeNames = names_of(kProbeModes);
 constexpr std::array<std::string_view, 5> kLogLevels{"trace", "debug", "info", "warn", "error"};
 
 constexpr double kMaxBucketSeconds = 60.0;
 constexpr size_t kMaxBounds = 200;
-
-template <typename Names>
-std::string join(const Names& names) {
-    std::string out;
-    for (std::string_view name : names) {
-        if (!out.empty()) out += ", ";
-        out += name;
-    }
-    return out;
-}
-
-// A value from the user, quoted for a one-line message: control characters escaped, long text cut.
-std::string quote(std::string_view text) {
-    constexpr size_t kMaxShown = 64;
-    std::string out = "'";
-    for (size_t i = 0; i < text.size() && i < kMaxShown; ++i) {
-        const auto c = static_cast<unsigned char>(text[i]);
-        if (c == '\n') {
-            out += "\\n";
-        } else if (c == '\t') {
-            out += "\\t";
-        } else if (c < 0x20 || c == 0x7f) {
-            char hex[8];
-            std::snprintf(hex, sizeof hex, "\\x%02x", c);
-            out += hex;
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    if (text.size() > kMaxShown) out += "...";
-    return out + "'";
-}
 
 // Duration units: seconds = number * multiply / divide (both exact, so "250ns" is the double
 // nearest to 250e-9). Longer suffixes first: "ms" also ends in "s".
@@ -82,10 +52,33 @@ constexpr std::array<DurationUnit, 5> kDurationUnits{{
     {"s", 1, 1},
     {"m", 60, 1},
 }};
-constexpr std::string_view kDurationForms =
-    "e.g. 250ns, 10us, 1.5ms, 2s, 1m; a plain number is seconds";
 
 }  // namespace
+
+// Public (config.h): the one way user text gets into a message.
+std::string printable(std::string_view text, size_t max_shown) {
+    std::string out;
+    for (size_t i = 0; i < text.size() && i < max_shown; ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (c < 0x20 || c >= 0x7f) {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "\\x%02x", c);
+            out += hex;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    if (text.size() > max_shown) out += "...";
+    return out;
+}
+
+std::string quote(std::string_view text) {
+    return "'" + printable(text) + "'";
+}
 
 // Public (config.h): --duration takes the same syntax.
 std::optional<double> parse_duration_seconds(std::string_view text) {
@@ -128,105 +121,6 @@ std::string format_duration(double seconds) {
 }
 
 namespace {
-
-std::string_view kind_of(const YAML::Node& node) {
-    switch (node.Type()) {
-        case YAML::NodeType::Null:
-            return "nothing";
-        case YAML::NodeType::Scalar:
-            return "a single value";
-        case YAML::NodeType::Sequence:
-            return "a list";
-        case YAML::NodeType::Map:
-            return "a mapping";
-        default:
-            return "an undefined node";
-    }
-}
-
-// One value in the document with its dotted key, for reading and for one-line errors.
-class Value {
-  public:
-    Value(const YAML::Node& node, std::string key, const std::string& prefix)
-        : node_(node), key_(std::move(key)), prefix_(prefix) {}
-
-    [[noreturn]] void fail(const std::string& detail) const {
-        throw ConfigError(prefix_ + key_ + ": " + detail);
-    }
-
-    std::string scalar(std::string_view expected) const {
-        if (node_.IsNull()) fail("needs a value (" + std::string(expected) + ")");
-        if (!node_.IsScalar()) {
-            fail("expected " + std::string(expected) + ", got " + std::string(kind_of(node_)));
-        }
-        return node_.Scalar();
-    }
-
-    int64_t integer(int64_t lo, int64_t hi) const {
-        const std::string text = scalar("an integer");
-        int64_t number = 0;
-        const char* end = text.data() + text.size();
-        auto [ptr, ec] = std::from_chars(text.data(), end, number);
-        if (ptr != end || (ec != std::errc() && ec != std::errc::result_out_of_range)) {
-            fail(quote(text) + " is not an integer");
-        }
-        if (ec != std::errc() || number < lo || number > hi) {
-            fail(text + " is out of range (allowed " + std::to_string(lo) + ".." +
-                 std::to_string(hi) + ")");
-        }
-        return number;
-    }
-
-    double duration(double lo_seconds, double hi_seconds) const {
-        const std::string text = scalar("a duration");
-        const auto seconds = parse_duration_seconds(text);
-        if (!seconds)
-            fail(quote(text) + " is not a duration (" + std::string(kDurationForms) + ")");
-        if (*seconds < lo_seconds || *seconds > hi_seconds) {
-            fail(text + " is out of range (allowed " + format_duration(lo_seconds) + ".." +
-                 format_duration(hi_seconds) + ")");
-        }
-        return *seconds;
-    }
-
-    bool boolean() const {
-        const std::string text = scalar("true or false");
-        bool result = false;
-        if (!YAML::convert<bool>::decode(node_, result)) {
-            fail(quote(text) + " is not a boolean (allowed true, false)");
-        }
-        return result;
-    }
-
-    template <typename Names>
-    std::string choice(const Names& names) const {
-        const std::string text = scalar("one of " + join(names));
-        for (std::string_view name : names) {
-            if (text == name) return text;
-        }
-        fail(quote(text) + " is not one of " + join(names));
-    }
-
-    // Items of a list (nothing = empty list), each keyed "key[i]".
-    std::vector<Value> list(size_t max_items) const {
-        std::vector<Value> items;
-        if (node_.IsNull()) return items;
-        if (!node_.IsSequence()) fail("expected a list, got " + std::string(kind_of(node_)));
-        if (node_.size() > max_items) {
-            fail("has " + std::to_string(node_.size()) + " entries (allowed at most " +
-                 std::to_string(max_items) + ")");
-        }
-        for (size_t i = 0; i < node_.size(); ++i) {
-            items.emplace_back(node_[i], key_ + "[" + std::to_string(i) + "]", prefix_);
-        }
-        return items;
-    }
-
-  private:
-    YAML::Node node_;
-    std::string key_;
-    const std::string& prefix_;
-};
 
 template <typename T>
 std::vector<T> integer_list(const Value& value, size_t max_items, int64_t lo, int64_t hi) {
@@ -290,7 +184,7 @@ const Field kFields[] = {
      [](const Config& c) { return YAML::Node(c.listen); }},
     {"probe_mode",
      [](const Value& v, Config& c) {
-         c.probe_mode = *probe_mode_from_string(v.choice(std::views::values(kProbeModes)));
+         c.probe_mode = *probe_mode_from_string(v.choice(kProbeModeNames));
      },
      [](const Config& c) { return YAML::Node(std::string(to_string(c.probe_mode))); }},
     {"interval",
@@ -393,6 +287,9 @@ const Field kFields[] = {
          return c.log_summary.count() == 0 ? YAML::Node("off")
                                            : duration_node(c.log_summary.count() / 1e3);
      }},
+    {"bpf_stats",
+     [](const Value& v, Config& c) { c.bpf_stats = v.boolean(); },
+     [](const Config& c) { return YAML::Node(c.bpf_stats); }},
 };
 // clang-format on
 
@@ -462,6 +359,11 @@ void check_across_keys(const Config& config, const std::string& prefix) {
     }
 }
 
+// "config SOURCE: ", which starts every message about a config.
+std::string message_prefix(std::string_view source) {
+    return "config " + printable(source, std::string_view::npos) + ": ";
+}
+
 bool is_hostname(std::string_view host) {
     if (host.empty() || host.size() > 253) return false;
     size_t start = 0;
@@ -496,7 +398,7 @@ std::optional<ProbeMode> probe_mode_from_string(std::string_view text) {
 }
 
 std::string probe_mode_choices() {
-    return join(std::views::values(kProbeModes));
+    return join(kProbeModeNames);
 }
 
 ListenAddress parse_listen_address(std::string_view host_port) {
@@ -551,52 +453,22 @@ ListenAddress parse_listen_address(std::string_view host_port) {
 }
 
 Config parse_config(std::string_view yaml_text, std::string_view source) {
-    const std::string prefix = "config " + std::string(source) + ": ";
-    std::vector<YAML::Node> documents;
-    try {
-        documents = YAML::LoadAll(std::string(yaml_text));
-    } catch (const YAML::ParserException& e) {
-        throw ConfigError(prefix + "invalid YAML at line " + std::to_string(e.mark.line + 1) +
-                          ", column " + std::to_string(e.mark.column + 1) + ": " + e.msg);
-    } catch (const YAML::Exception& e) {
-        throw ConfigError(prefix + "invalid YAML: " + e.msg);
-    }
-    if (documents.size() > 1) {
-        throw ConfigError(prefix + "has " + std::to_string(documents.size()) +
-                          " YAML documents (allowed one)");
-    }
+    const std::string prefix = message_prefix(source);
+    const YAML::Node root = load_yaml_document(yaml_text, prefix);
     Config config;
-    if (documents.empty() || documents[0].IsNull()) return config;
-    if (!documents[0].IsMap()) {
+    if (root.IsNull()) return config;
+    if (!root.IsMap()) {
         throw ConfigError(prefix + "expected a mapping of " + allowed_keys("") + ", got " +
-                          std::string(kind_of(documents[0])));
+                          std::string(kind_of(root)));
     }
-    read_section(documents[0], "", prefix, config);
+    read_section(root, "", prefix, config);
     check_across_keys(config, prefix);
     return config;
 }
 
 Config load_config_file(const std::string& path) {
-    const auto cannot_read = [&] {
-        return ConfigError("config " + path + ": cannot read: " + std::strerror(errno));
-    };
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw cannot_read();
-    std::string text;
-    char buf[8192];
-    for (;;) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n == 0) break;
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            const ConfigError error = cannot_read();
-            ::close(fd);
-            throw error;
-        }
-        text.append(buf, static_cast<size_t>(n));
-    }
-    ::close(fd);
-    return parse_config(text, path);
+    return parse_config(read_text_file(path, "config " + printable(path, std::string_view::npos)),
+                        path);
 }
 
 Config default_config() {

@@ -58,6 +58,8 @@ struct Config {
     MapConfig maps;
     std::string log_level = "info";  // trace|debug|info|warn|error
     std::chrono::milliseconds log_summary{60000};  // one log line per direction this often; 0: off
+    bool bpf_stats = false;  // kernel BPF run-time statistics for netlatd_bpf_program_* (they
+                             // slow every BPF program of the host)
     bool operator==(const Config&) const = default;
 };
 
@@ -68,11 +70,17 @@ struct ConfigError : std::runtime_error {
 };
 
 Config parse_config(std::string_view yaml_text, std::string_view source);  // throws ConfigError
-Config load_config_file(const std::string& path);  // throws ConfigError (missing file, ...)
+// Throws ConfigError (missing file, a directory, more than 1 MiB, ...).
+Config load_config_file(const std::string& path);
 Config default_config();  // parses the embedded copy of config/netlatd.yaml
 std::string_view
 embedded_default_config_yaml();      // generated at build time from config/netlatd.yaml
 std::string to_yaml(const Config&);  // the effective config, re-parseable
+
+// Text from the user made fit for a one-line message: control characters and bytes >= 0x7f
+// escaped (\n, \t, \xNN), cut after max_shown bytes with "...". quote() adds single quotes.
+std::string printable(std::string_view text, size_t max_shown = 64);
+std::string quote(std::string_view text);
 
 // Durations as the file writes them: "250ns", "10us", "1.5ms", "2s", "1m" or a plain number of
 // seconds. Seconds, or nullopt if the text is not a duration (negative values are returned).

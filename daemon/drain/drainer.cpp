@@ -35,13 +35,22 @@ Drainer::Drainer(MapReader& reader, Metrics& metrics, std::vector<ProgramRef> pr
 }
 
 void Drainer::drain() {
-    drain_histograms();
-    drain_counters();
+    // Histograms are read before the counters: a sample's start stage counted its event before the
+    // sample landed in a histogram, so no segment has more samples than the stage it starts at saw
+    // events. Scrapes see the drain whole (the update lock), so they see that too.
+    const HistSnapshot snapshot = reader_.read_histograms();
+    const std::vector<uint64_t> counters = reader_.read_counters();
+    const std::vector<uint64_t> live = reader_.map_entry_counts();
+    {
+        const auto lock = metrics_.update_lock();
+        drain_histograms(snapshot);
+        drain_counters(counters, live);
+    }
+    if (store_ != nullptr) store_->commit(previous_counters_, evictions_);
     drain_programs();
 }
 
-void Drainer::drain_histograms() {
-    const HistSnapshot snapshot = reader_.read_histograms();
+void Drainer::drain_histograms(const HistSnapshot& snapshot) {
     const std::vector<uint32_t>& slot_buckets = metrics_.slot_buckets();
     static const HistTotals kZero{};
     const uint64_t drain = ++drains_;
@@ -77,9 +86,8 @@ void Drainer::drain_histograms() {
                   [drain](const auto& entry) { return entry.second.drain != drain; });
 }
 
-void Drainer::drain_counters() {
-    const std::vector<uint64_t> counters = reader_.read_counters();
-    const std::vector<uint64_t> live = reader_.map_entry_counts();
+void Drainer::drain_counters(const std::vector<uint64_t>& counters,
+                             const std::vector<uint64_t>& live) {
     if (counters.size() < NETLAT_CTR_COUNT || live.size() < NETLAT_MAP_COUNT) {
         throw std::runtime_error(
             "drain: the map reader returned " + std::to_string(counters.size()) + " counters and " +
@@ -112,7 +120,6 @@ void Drainer::drain_counters() {
         }
     }
     previous_counters_.assign(counters.begin(), counters.begin() + NETLAT_CTR_COUNT);
-    if (store_ != nullptr) store_->commit(previous_counters_, evictions_);
 }
 
 void Drainer::drain_programs() {

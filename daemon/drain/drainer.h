@@ -33,8 +33,8 @@ class Drainer {
     void feed(LatencyStore* store) { store_ = store; }
 
   private:
-    void drain_histograms();
-    void drain_counters();
+    void drain_histograms(const HistSnapshot& snapshot);
+    void drain_counters(const std::vector<uint64_t>& counters, const std::vector<uint64_t>& live);
     void drain_programs();
 
     MapReader& reader_;

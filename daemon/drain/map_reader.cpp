@@ -48,6 +48,15 @@ std::string sizes(const char* what, uint32_t actual, size_t expected) {
            std::to_string(expected);
 }
 
+// A per-CPU array of value_size values with at least min_entries entries.
+void expect_percpu_array(const MapInfo& map, size_t value_size, uint32_t min_entries) {
+    expect(map, map.info.type == BPF_MAP_TYPE_PERCPU_ARRAY,
+           "type " + std::to_string(map.info.type) + " is not a per-CPU array");
+    expect(map, map.info.value_size == value_size, sizes("value size", map.info.value_size, value_size));
+    expect(map, map.info.max_entries >= min_entries,
+           sizes("max entries", map.info.max_entries, min_entries));
+}
+
 }  // namespace
 
 ProgramStats MapReader::program_stats(const std::string& name, int prog_fd) {
@@ -85,22 +94,12 @@ BpfMapReader::BpfMapReader(int hist_fd, int hist_flat_fd, int counters_fd,
 
     if (hist_flat_fd >= 0) {
         const MapInfo flat = map_info(hist_flat_fd, "hist_flat");
-        expect(flat, flat.info.type == BPF_MAP_TYPE_PERCPU_ARRAY,
-               "type " + std::to_string(flat.info.type) + " is not a per-CPU array");
-        expect(flat, flat.info.value_size == sizeof(netlat_hist),
-               sizes("value size", flat.info.value_size, sizeof(netlat_hist)));
-        expect(flat, flat.info.max_entries >= NETLAT_FLAT_SERIES,
-               sizes("max entries", flat.info.max_entries, NETLAT_FLAT_SERIES));
+        expect_percpu_array(flat, sizeof(netlat_hist), NETLAT_FLAT_SERIES);
         hist_flat_ = {hist_flat_fd, flat.name, flat.info.key_size, flat.info.max_entries};
     }
 
     const MapInfo counters = map_info(counters_fd, "counters");
-    expect(counters, counters.info.type == BPF_MAP_TYPE_PERCPU_ARRAY,
-           "type " + std::to_string(counters.info.type) + " is not a per-CPU array");
-    expect(counters, counters.info.value_size == sizeof(uint64_t),
-           sizes("value size", counters.info.value_size, sizeof(uint64_t)));
-    expect(counters, counters.info.max_entries >= NETLAT_CTR_COUNT,
-           sizes("max entries", counters.info.max_entries, NETLAT_CTR_COUNT));
+    expect_percpu_array(counters, sizeof(uint64_t), NETLAT_CTR_COUNT);
     counters_ = {counters_fd, counters.name, counters.info.key_size, counters.info.max_entries};
 
     uint32_t largest_key = sizeof(netlat_hist_key);

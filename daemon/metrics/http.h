@@ -1,4 +1,6 @@
-// The /metrics endpoint (prometheus-cpp's civetweb Exposer) and GET /healthz.
+// netlatd's HTTP port: /metrics, /healthz and the page's endpoints over prometheus-cpp's civetweb
+// server, with the TLS, basic auth and headers of the web config, and limits that keep /metrics
+// serving under abusive clients (docs/RELIABILITY.md, "HTTP abuse").
 #pragma once
 
 #include <functional>
@@ -6,9 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "daemon/config/web_config.h"
+
 namespace prometheus {
 class Exposer;
-class Registry;
+class Collectable;
 }  // namespace prometheus
 struct CivetCallbacks;
 struct sockaddr_storage;
@@ -22,7 +26,11 @@ class MetricsServer {
     // registry on /metrics and the readiness below on /healthz. Throws std::runtime_error("cannot serve /metrics
     // on HOST:PORT: <reason>"), e.g. "Address already in use": the address is probe-bound first
     // because civetweb only reports that binding failed.
-    MetricsServer(const std::string& listen, std::shared_ptr<prometheus::Registry> registry);
+    // `web` adds TLS on the same port (no plain HTTP then), basic auth on every path but /healthz
+    // (which probes need without credentials and which tells nothing but readiness), and headers on
+    // every answer. Bad TLS files throw ConfigError (see tls.h); main checks them before this.
+    MetricsServer(const std::string& listen, std::shared_ptr<prometheus::Collectable> registry,
+                  const WebConfig& web = {});
     ~MetricsServer();
     MetricsServer(const MetricsServer&) = delete;
     MetricsServer& operator=(const MetricsServer&) = delete;
@@ -35,8 +43,8 @@ class MetricsServer {
     void set_health(bool ready, const std::string& status);
 
     // Serves GET (and HEAD) of exactly `path` with the text `body` returns at each request, from
-    // civetweb's threads: the page at / and its JSON. Answered by the same dispatcher as /healthz,
-    // before any handler, so every path of the port follows the same access rules.
+    // civetweb's threads: the page at / and its JSON. Answered by the same dispatcher as /healthz
+    // and /metrics, so every path of the port follows the same access rules.
     void add_endpoint(const std::string& path, const std::string& content_type,
                       std::function<std::string()> body);
 
@@ -46,7 +54,7 @@ class MetricsServer {
   private:
     std::unique_ptr<CivetCallbacks> callbacks_;
     std::unique_ptr<prometheus::Exposer> exposer_;
-    std::shared_ptr<prometheus::Registry> registry_;
+    std::shared_ptr<prometheus::Collectable> registry_;
     std::unique_ptr<sockaddr_storage> wake_address_;  // where to connect to speed up stopping
 };
 

@@ -1,5 +1,8 @@
 #include "daemon/metrics/metrics.h"
 
+#include <algorithm>
+#include <array>
+#include <cstring>
 #include <utility>
 
 #include "daemon/metrics/buckets.h"
@@ -12,20 +15,66 @@ std::string str(std::string_view view) {
     return std::string(view);
 }
 
-// Identity of a histogram series: the key fields that are labels under the label config, plus
-// whether it is the netns="other" overflow series.
-uint64_t series_id(const netlat_hist_key& key, const LabelConfig& labels, bool other_netns) {
-    const uint64_t family = labels.family ? key.family : 0xff;
-    const uint64_t netns = labels.netns && !other_netns ? key.netns : 0;
-    return key.segment | uint64_t{key.protocol} << 8 | family << 16 | uint64_t{other_netns} << 24 |
-           netns << 32;
+// The optional labels of netlatd_stack_latency_seconds, each turned on by labels.<name>. A series
+// beyond labels.max_series has all of them set to "other".
+struct OptionalLabel {
+    std::string_view name;
+    bool LabelConfig::*enabled;
+    bool (*valid)(const netlat_hist_key&);
+    std::string (*value)(const netlat_hist_key&);
+    void (*clear)(netlat_hist_key&);
+};
+constexpr std::array<OptionalLabel, 2> kOptionalLabels = {{
+    {"family", &LabelConfig::family,
+     [](const netlat_hist_key& key) { return key.family < NETLAT_FAMILY_COUNT; },
+     [](const netlat_hist_key& key) { return str(names::kFamilies[key.family]); },
+     [](netlat_hist_key& key) { key.family = 0; }},
+    {"netns", &LabelConfig::netns, [](const netlat_hist_key&) { return true; },
+     [](const netlat_hist_key& key) { return std::to_string(key.netns); },
+     [](netlat_hist_key& key) { key.netns = 0; }},
+}};
+
+bool any_optional_label(const LabelConfig& labels) {
+    return std::ranges::any_of(kOptionalLabels,
+                               [&](const OptionalLabel& label) { return labels.*label.enabled; });
 }
+
+// Identity of a histogram series: the key with the fields that are no label under the label config
+// cleared (all optional ones for the "other" series), and `pad` marking the "other" series.
+uint64_t series_id(netlat_hist_key key, const LabelConfig& labels, bool other) {
+    for (const OptionalLabel& label : kOptionalLabels) {
+        if (other || !(labels.*label.enabled)) label.clear(key);
+    }
+    key.pad = other ? 1 : 0;
+    static_assert(sizeof(netlat_hist_key) == sizeof(uint64_t));
+    uint64_t id;
+    std::memcpy(&id, &key, sizeof(id));
+    return id;
+}
+
+// The registry, collected under the update lock.
+class LockedRegistry : public prometheus::Collectable {
+  public:
+    LockedRegistry(std::shared_ptr<prometheus::Registry> registry,
+                   std::shared_ptr<std::mutex> mutex)
+        : registry_(std::move(registry)), mutex_(std::move(mutex)) {}
+    std::vector<prometheus::MetricFamily> Collect() const override {
+        std::lock_guard lock(*mutex_);
+        return registry_->Collect();
+    }
+
+  private:
+    std::shared_ptr<prometheus::Registry> registry_;
+    std::shared_ptr<std::mutex> mutex_;
+};
 
 }  // namespace
 
 Metrics::Metrics(const Config& config, std::string version, std::string libbpf_version,
                  std::string kernel_release)
     : registry_(std::make_shared<prometheus::Registry>()),
+      update_mutex_(std::make_shared<std::mutex>()),
+      collectable_(std::make_shared<LockedRegistry>(registry_, update_mutex_)),
       labels_(config.labels),
       bounds_ns_(bucket_bounds_ns(config.buckets)),
       slot_buckets_(slot_to_bucket(bounds_ns_)),
@@ -36,7 +85,7 @@ Metrics::Metrics(const Config& config, std::string version, std::string libbpf_v
                         "Time a packet or call spent between two stages of the kernel network "
                         "stack (segment), per direction and protocol")
                     .Register(*registry_);
-    if (!labels_.family && !labels_.netns) {
+    if (!any_optional_label(labels_)) {
         for (unsigned segment = 0; segment < NETLAT_SEG_COUNT; ++segment) {
             for (unsigned protocol = 0; protocol < NETLAT_PROTO_COUNT; ++protocol) {
                 netlat_hist_key key{};
@@ -83,18 +132,24 @@ Metrics::Metrics(const Config& config, std::string version, std::string libbpf_v
     series_overflow_ = &prometheus::BuildCounter()
                             .Name("netlatd_series_overflow_total")
                             .Help(
-                                "Latency samples recorded under netns=\"other\" because "
-                                "labels.max_series histogram series exist")
+                                "Latency samples recorded in a series whose optional labels "
+                                "(family, netns) are \"other\" because labels.max_series "
+                                "histogram series exist")
                             .Register(*registry_)
                             .Add({});
 
     program_run_seconds_family_ = &prometheus::BuildCounter()
                                        .Name("netlatd_bpf_program_run_seconds_total")
-                                       .Help("Time spent running a BPF program (kernel BPF stats)")
+                                       .Help(
+                                           "Time spent running a BPF program (kernel BPF stats: 0 "
+                                           "unless the config has bpf_stats: true or the host "
+                                           "kernel.bpf_stats_enabled=1)")
                                        .Register(*registry_);
     program_runs_family_ = &prometheus::BuildCounter()
                                 .Name("netlatd_bpf_program_runs_total")
-                                .Help("Runs of a BPF program (kernel BPF stats)")
+                                .Help(
+                                    "Runs of a BPF program (kernel BPF stats: 0 unless the config "
+                                    "has bpf_stats: true or the host kernel.bpf_stats_enabled=1)")
                                 .Register(*registry_);
 
     stage_info_family_ = &prometheus::BuildGauge()
@@ -129,21 +184,20 @@ void Metrics::set_stage_info(const std::vector<StageInfo>& stages) {
 
 bool Metrics::observe_latency(const netlat_hist_key& key,
                               const std::vector<double>& bucket_increments, double sum_seconds) {
-    if (key.segment >= NETLAT_SEG_COUNT || key.protocol >= NETLAT_PROTO_COUNT ||
-        (labels_.family && key.family >= NETLAT_FAMILY_COUNT)) {
-        return false;
+    if (key.segment >= NETLAT_SEG_COUNT || key.protocol >= NETLAT_PROTO_COUNT) return false;
+    for (const OptionalLabel& label : kOptionalLabels) {
+        if (labels_.*label.enabled && !label.valid(key)) return false;
     }
     const uint64_t id = series_id(key, labels_, false);
     auto it = latency_series_.find(id);
     prometheus::Histogram* histogram = it != latency_series_.end() ? it->second : nullptr;
     if (histogram == nullptr) {
-        if (labels_.netns && capped_series_ >= labels_.max_series) {
-            histogram = &latency_series(series_id(key, labels_, true), key, true);
+        const bool other = any_optional_label(labels_) && capped_series_ >= labels_.max_series;
+        histogram = &latency_series(series_id(key, labels_, other), key, other);
+        if (other) {
             double samples = 0;
             for (double increment : bucket_increments) samples += increment;
             series_overflow_->Increment(samples);
-        } else {
-            histogram = &latency_series(id, key, false);
         }
     }
     histogram->ObserveMultiple(bucket_increments, sum_seconds);
@@ -151,16 +205,17 @@ bool Metrics::observe_latency(const netlat_hist_key& key,
 }
 
 prometheus::Histogram& Metrics::latency_series(uint64_t id, const netlat_hist_key& key,
-                                               bool other_netns) {
+                                               bool other) {
     if (auto it = latency_series_.find(id); it != latency_series_.end()) return *it->second;
     prometheus::Labels labels{{"direction", str(names::direction_of_segment(key.segment))},
                               {"segment", str(names::kSegments[key.segment].segment)},
                               {"protocol", str(names::kProtocols[key.protocol])}};
-    if (labels_.family) labels.emplace("family", str(names::kFamilies[key.family]));
-    if (labels_.netns) labels.emplace("netns", other_netns ? "other" : std::to_string(key.netns));
+    for (const OptionalLabel& label : kOptionalLabels) {
+        if (labels_.*label.enabled) labels.emplace(label.name, other ? "other" : label.value(key));
+    }
     prometheus::Histogram& histogram = latency_->Add(labels, bounds_seconds_);
     latency_series_.emplace(id, &histogram);
-    if (labels_.netns && !other_netns) ++capped_series_;
+    if (!other) ++capped_series_;
     return histogram;
 }
 

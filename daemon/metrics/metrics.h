@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -29,7 +30,10 @@ class Metrics {
     Metrics(const Metrics&) = delete;
     Metrics& operator=(const Metrics&) = delete;
 
-    std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+    // What /metrics serves. A scrape waits while a drain updates the metrics (update_lock), so it
+    // sees each drain whole: counters and histograms of the same BPF read.
+    std::shared_ptr<prometheus::Collectable> registry() const { return collectable_; }
+    std::unique_lock<std::mutex> update_lock() const { return std::unique_lock(*update_mutex_); }
 
     // Replaces all series of netlatd_stage_info{direction,stage,hook,mode} with these, each = 1.
     void set_stage_info(const std::vector<StageInfo>& stages);
@@ -41,9 +45,10 @@ class Metrics {
 
     // Adds pre-bucketed samples of one BPF histogram key to netlatd_stack_latency_seconds. The
     // series follows the label config: `family` only if labels.family, `netns` only if
-    // labels.netns. Once labels.max_series series exist, samples of new netns series go to
-    // netns="other" and are counted in netlatd_series_overflow_total. Keys with an unknown
-    // segment/protocol/family are ignored (returns false).
+    // labels.netns. With any of these optional labels on, once labels.max_series series exist,
+    // samples of a new series go to the series whose optional labels are all "other" and are
+    // counted in netlatd_series_overflow_total. Keys with an unknown segment/protocol/family are
+    // ignored (returns false).
     bool observe_latency(const netlat_hist_key& key, const std::vector<double>& bucket_increments,
                          double sum_seconds);
 
@@ -63,9 +68,11 @@ class Metrics {
     static constexpr size_t kUnmatchedSeries = size_t{NETLAT_SEG_COUNT} * kUnmatchedReasons;
 
     prometheus::Histogram& latency_series(uint64_t series_id, const netlat_hist_key& key,
-                                          bool other_netns);
+                                          bool other);
 
     std::shared_ptr<prometheus::Registry> registry_;
+    std::shared_ptr<std::mutex> update_mutex_;
+    std::shared_ptr<prometheus::Collectable> collectable_;
     LabelConfig labels_;
     std::vector<uint64_t> bounds_ns_;
     std::vector<uint32_t> slot_buckets_;
@@ -73,7 +80,7 @@ class Metrics {
 
     prometheus::Family<prometheus::Histogram>* latency_;
     std::unordered_map<uint64_t, prometheus::Histogram*> latency_series_;
-    size_t capped_series_ = 0;  // series counted against labels.max_series
+    size_t capped_series_ = 0;  // series other than the "other" ones
 
     prometheus::Family<prometheus::Counter>* stage_events_family_;
     prometheus::Family<prometheus::Counter>* unmatched_family_;

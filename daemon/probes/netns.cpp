@@ -1,6 +1,7 @@
 #include "daemon/probes/netns.h"
 
 #include <fcntl.h>
+#include <net/if.h>
 #include <sched.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -45,6 +46,22 @@ std::map<NetnsId, std::string> visible_namespaces(const std::string& proc,
 }
 
 NetnsId own_namespace() { return inode_of("/proc/self/ns/net"); }
+
+std::vector<std::string> missing_interfaces(const std::vector<std::string>& names) {
+    std::vector<std::string> missing = names;
+    const auto drop_found = [&missing] {
+        std::erase_if(missing,
+                      [](const std::string& name) { return if_nametoindex(name.c_str()); });
+        return std::string();
+    };
+    drop_found();
+    const NetnsId own = own_namespace();
+    for (const auto& [id, path] : visible_namespaces()) {
+        if (missing.empty()) break;
+        if (id != own) run_in_namespace(path, drop_found);
+    }
+    return missing;
+}
 
 std::string run_in_namespace(const std::string& path, const std::function<std::string()>& fn) {
     std::string error;

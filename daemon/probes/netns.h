@@ -22,13 +22,17 @@ std::map<NetnsId, std::string> visible_namespaces(const std::string& proc = "/pr
 // The namespace of this process.
 NetnsId own_namespace();
 
+// Those of `names` that are an interface in no network namespace visible now, in their order.
+// Entering another namespace needs CAP_SYS_ADMIN; without it only netlatd's own is searched.
+std::vector<std::string> missing_interfaces(const std::vector<std::string>& names);
+
 // Runs fn inside the namespace at path (on a short-lived thread, so no other thread moves).
 // Returns an error text, empty on success.
 std::string run_in_namespace(const std::string& path, const std::function<std::string()>& fn);
 
 // Keeps one set of fds (netfilter links) per namespace, in step with the namespaces visible.
 class NamespaceHooks {
-public:
+  public:
     // hook: create the links in the current namespace; returns their fds or throws.
     explicit NamespaceHooks(std::function<std::vector<int>()> hook) : hook_(std::move(hook)) {}
     ~NamespaceHooks();
@@ -43,7 +47,7 @@ public:
     void sync();
     size_t hooked() const { return links_.size(); }
 
-private:
+  private:
     std::function<std::vector<int>()> hook_;
     std::map<NetnsId, std::vector<int>> links_;
     std::set<NetnsId> failed_;  // logged already; retried when they vanish and come back

@@ -22,9 +22,6 @@ namespace netlatd {
 
 namespace {
 
-// Debian 12's libbpf (1.1) predates netfilter programs: the numbers are from the kernel's uapi.
-constexpr int kProgTypeNetfilter = 32;  // BPF_PROG_TYPE_NETFILTER
-constexpr int kAttachNetfilter = 45;    // BPF_NETFILTER
 constexpr int kNfprotoIpv4 = 2;
 constexpr int kNfprotoIpv6 = 10;
 
@@ -165,12 +162,12 @@ KernelFeatures KernelFeatures::probe() {
 Probes::Probes(const Config& config) {
     libbpf_set_print(libbpf_log);
     KernelFeatures kernel = KernelFeatures::probe();
-    choose(config, kernel);
+    choices_ = choose_stages(config.probe_mode, kernel);
     skel_ = netlat__open();
     if (!skel_) throw ProbeError("cannot open the BPF object: " + errno_text(errno));
     try {
         configure(config);
-        load();
+        load(config.bpf_stats);
         attach(std::string(to_string(config.probe_mode)));
     } catch (...) {
         detach_all();
@@ -195,9 +192,7 @@ void Probes::detach_all() {
 
 Probes::~Probes() { detach_all(); }
 
-// Per stage, the first candidate of an allowed kind whose programs this kernel has.
-void Probes::choose(const Config& config, const KernelFeatures& kernel) {
-    const ProbeMode mode = config.probe_mode;
+std::vector<StageChoice> choose_stages(ProbeMode mode, const KernelFeatures& kernel) {
     if (mode == ProbeMode::Fentry && !kernel.fentry)
         throw ProbeError("--probe-mode fentry: fentry: " + kernel.fentry_reason);
     if (mode == ProbeMode::Kprobe && !kernel.kprobe)
@@ -214,6 +209,7 @@ void Probes::choose(const Config& config, const KernelFeatures& kernel) {
         return false;
     };
 
+    std::vector<StageChoice> choices;
     for (const StageHooks& stage : stage_table()) {
         StageChoice choice{stage.stage, nullptr, {}, {}};
         std::vector<std::string> tried;  // why each candidate tried is unusable
@@ -240,8 +236,9 @@ void Probes::choose(const Config& config, const KernelFeatures& kernel) {
         if (!choice.candidate)
             choice.reason = tried.empty() ? "no hook in probe mode " + std::string(to_string(mode))
                                           : join(tried, "; ");
-        choices_.push_back(std::move(choice));
+        choices.push_back(std::move(choice));
     }
+    return choices;
 }
 
 void Probes::configure(const Config& config) {
@@ -313,10 +310,12 @@ void Probes::configure(const Config& config) {
     }
 }
 
-void Probes::load() {
+void Probes::load(bool bpf_stats) {
     if (int err = netlat__load(skel_))
         throw ProbeError("cannot load the BPF programs: " + errno_text(err) +
                          " (run with log_level: debug for the verifier's log)");
+    // Statistics slow down every BPF program of the host, so they are on only when asked for.
+    if (!bpf_stats) return;
     stats_fd_ = bpf_enable_stats(BPF_STATS_RUN_TIME);
     if (stats_fd_ < 0)
         spdlog::warn("kernel BPF run-time statistics unavailable ({}): "
@@ -324,10 +323,7 @@ void Probes::load() {
                      errno_text(errno));
 }
 
-std::vector<int> Probes::netfilter_links(const StageChoice& choice) const {
-    const HookCandidate& c = *choice.candidate;
-    bpf_program* prog =
-        bpf_object__find_program_by_name(skel_->obj, c.programs.front().program.c_str());
+std::vector<int> attach_netfilter(int prog_fd, const HookCandidate& c) {
     std::vector<int> fds;
     for (int pf : {kNfprotoIpv4, kNfprotoIpv6}) {
         // A priority holds one BPF program per hook (EBUSY): another netlatd, or another tool,
@@ -335,7 +331,7 @@ std::vector<int> Probes::netfilter_links(const StageChoice& choice) const {
         const int step = c.netfilter.priority < 0 ? 1 : -1;
         int fd = -EBUSY;
         for (int i = 0; i < 64 && fd == -EBUSY; i++)
-            fd = netfilter_link_create(bpf_program__fd(prog), pf, c.netfilter.hooknum,
+            fd = netfilter_link_create(prog_fd, pf, c.netfilter.hooknum,
                                        c.netfilter.priority + i * step);
         if (fd < 0) {
             for (int f : fds) close(f);
@@ -345,6 +341,13 @@ std::vector<int> Probes::netfilter_links(const StageChoice& choice) const {
         fds.push_back(fd);
     }
     return fds;
+}
+
+std::vector<int> Probes::netfilter_links(const StageChoice& choice) const {
+    const HookCandidate& c = *choice.candidate;
+    bpf_program* prog =
+        bpf_object__find_program_by_name(skel_->obj, c.programs.front().program.c_str());
+    return attach_netfilter(bpf_program__fd(prog), c);
 }
 
 void Probes::sync_namespaces() {

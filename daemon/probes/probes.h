@@ -52,6 +52,19 @@ struct StageChoice {
     std::string reason;                        // when disabled, or what a candidate does not cover
 };
 
+// Per stage, the first candidate of a kind allowed by the mode whose programs this kernel has; a
+// stage with none is disabled with the reason. Throws ProbeError when a forced mode's kernel
+// feature is missing.
+std::vector<StageChoice> choose_stages(ProbeMode mode, const KernelFeatures& kernel);
+
+// Debian 12's libbpf (1.1) predates netfilter programs: the numbers are from the kernel's uapi.
+constexpr int kProgTypeNetfilter = 32;  // BPF_PROG_TYPE_NETFILTER
+constexpr int kAttachNetfilter = 45;    // BPF_NETFILTER
+
+// Links netfilter program prog_fd to candidate c's hook for IPv4 and IPv6 in the current network
+// namespace; the fds own the links. Throws ProbeError.
+std::vector<int> attach_netfilter(int prog_fd, const HookCandidate& c);
+
 // "tcp_sendmsg_locked", "nf:POST_ROUTING", ...: the stage_info hook label of a chosen stage.
 std::string hook_label(const StageChoice& choice);
 
@@ -72,9 +85,8 @@ public:
     void sync_namespaces();
 
 private:
-    void choose(const Config& config, const KernelFeatures& kernel);
     void configure(const Config& config);
-    void load();
+    void load(bool bpf_stats);
     void attach(const std::string& mode);
     std::vector<int> netfilter_links(const StageChoice& choice) const;  // in the current netns
     void detach_all();
@@ -83,7 +95,7 @@ private:
     std::vector<StageChoice> choices_;
     std::vector<bpf_link*> links_;
     std::unique_ptr<NamespaceHooks> netfilter_;  // netfilter links, per network namespace
-    int stats_fd_ = -1;          // kernel BPF run-time stats stay on while this is open
+    int stats_fd_ = -1;  // kernel BPF run-time stats stay on while this is open (bpf_stats: true)
 };
 
 }  // namespace netlatd

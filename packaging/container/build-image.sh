@@ -30,6 +30,12 @@ trap 'rm -rf "$ctx"' EXIT
 rootfs=$ctx/rootfs
 mkdir -p "$rootfs"/{usr/sbin,etc/netlatd,tmp,sys,proc,dev}
 install -m 0755 "$binary" "$rootfs/usr/sbin/netlatd"
+# OpenSSL 3 for civetweb's TLS, built next to the binary; netlatd looks in ../lib/netlatd.
+mkdir -p "$rootfs/usr/lib/netlatd"
+for lib in civetweb-libssl.so civetweb-libcrypto.so; do
+  [[ -f $(dirname "$binary")/$lib ]] || { echo "build-image.sh: $(dirname "$binary")/$lib missing" >&2; exit 1; }
+  install -m 0644 "$(dirname "$binary")/$lib" "$rootfs/usr/lib/netlatd/$lib"
+done
 install -m 0644 "$config" "$rootfs/etc/netlatd/netlatd.yaml"
 # Shared libraries and the loader, at the paths the binary asks for.
 while read -r lib; do

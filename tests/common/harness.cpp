@@ -13,12 +13,15 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 namespace netlatd::test {
 
@@ -37,7 +40,20 @@ double time_scale() {
     return scale;
 }
 
-namespace {
+pid_t spawn_logged(std::vector<std::string> argv, const std::string& log_path) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+        const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        std::vector<char*> args;
+        for (auto& arg : argv) args.push_back(arg.data());
+        args.push_back(nullptr);
+        execvp(args[0], args.data());
+        _exit(127);
+    }
+    return pid;
+}
 
 std::string read_file(const std::string& path) {
     std::ifstream in(path);
@@ -45,6 +61,8 @@ std::string read_file(const std::string& path) {
     ss << in.rdbuf();
     return ss.str();
 }
+
+namespace {
 
 class Fd {
 public:
@@ -161,9 +179,46 @@ CommandResult run_command(const std::vector<std::string>& argv) {
     return r;
 }
 
+std::set<int> bpf_ids_held_by(const std::string& kind, pid_t pid) {
+    std::set<int> ids;
+    const std::string key = kind + "_id:";
+    std::error_code ec;  // the process or its fds may go away while we read
+    for (const auto& entry :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fdinfo", ec)) {
+        std::ifstream in(entry.path());
+        std::string line;
+        while (std::getline(in, line))
+            if (line.rfind(key, 0) == 0) ids.insert(std::stoi(line.substr(key.size())));
+    }
+    return ids;
+}
+
+std::set<int> bpf_ids_held(const std::string& kind) {
+    std::set<int> ids;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+        const std::string name = entry.path().filename();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        ids.merge(bpf_ids_held_by(kind, std::stoi(name)));
+    }
+    return ids;
+}
+
+std::set<int> bpf_ids_present(const std::string& kind) {
+    const auto r = run_command({"bpftool", "-j", kind, "show"});
+    std::set<int> ids;
+    // An object that went away while bpftool listed it is an {"error": ...} entry.
+    for (const auto& obj : nlohmann::json::parse(r.out.empty() ? "[]" : r.out))
+        if (obj.contains("id") && obj["id"].is_number()) ids.insert(obj["id"].get<int>());
+    return ids;
+}
+
 Daemon::Daemon(const std::string& config_yaml, std::vector<std::string> extra_args,
-               std::vector<std::string> wrapper) {
+               std::vector<std::string> wrapper, HealthProbe health_probe) {
     const auto ready_timeout = std::chrono::duration<double>(20 * time_scale());
+    if (!health_probe) {
+        health_probe = [](int port) { return http_request("127.0.0.1", port, "/healthz"); };
+    }
     char tmpl[] = "/tmp/netlatd-test-XXXXXX";
     dir_ = mkdtemp(tmpl);
     port_ = free_tcp_port();
@@ -182,21 +237,11 @@ Daemon::Daemon(const std::string& config_yaml, std::vector<std::string> extra_ar
     }
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     std::string log_path = dir_ + "/netlatd.log";
-    pid_ = fork();
-    if (pid_ == 0) {
-        int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fd, 2);
-        dup2(fd, 1);
-        std::vector<char*> args;
-        for (auto& a : argv) args.push_back(a.data());
-        args.push_back(nullptr);
-        execvp(args[0], args.data());
-        _exit(127);
-    }
+    pid_ = spawn_logged(argv, log_path);
     const auto deadline = std::chrono::steady_clock::now() + ready_timeout;
     while (std::chrono::steady_clock::now() < deadline) {
         if (!running()) return;  // the test reads the exit status and log
-        if (auto health = http_request("127.0.0.1", port_, "/healthz")) {
+        if (auto health = health_probe(port_)) {
             std::string seen = std::to_string(health->status) + " " + health->body;
             while (!seen.empty() && seen.back() == '\n') seen.pop_back();
             if (startup_health_.empty() || startup_health_.back() != seen)

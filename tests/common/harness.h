@@ -6,8 +6,10 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -17,6 +19,17 @@ namespace netlatd::test {
 std::string netlatd_path();
 std::string netlat_load_path();
 std::string source_dir();
+// Starts argv[0] (PATH searched) with stdout and stderr into log_path; its pid (-1 if fork failed).
+pid_t spawn_logged(std::vector<std::string> argv, const std::string& log_path);
+// The whole file, or "" if it cannot be read.
+std::string read_file(const std::string& path);
+
+struct HttpAnswer {
+    int status = 0;
+    std::string body;
+};
+// Asks /healthz of the port; nullopt for no answer. The default is plain HTTP (http_request).
+using HealthProbe = std::function<std::optional<HttpAnswer>(int port)>;
 
 // NETLAT_TEST_TIME_SCALE (a number >= 1, default 1) multiplies the harness's time limits that a
 // slow machine can exceed (netlatd's ready timeout): the VM tier sets it for the paths tier under
@@ -25,14 +38,15 @@ double time_scale();
 
 // A netlatd child process. The constructor writes the config (if any) to a temporary file, starts
 // netlatd with --listen 127.0.0.1:<free port> (after `wrapper`, a command that execs its
-// arguments, if given), and waits until /healthz answers 200, i.e. netlatd is ready (or it exits).
+// arguments, if given), and waits until /healthz answers 200, i.e. netlatd is ready (or it exits),
+// asking with `health` if given (e.g. over TLS).
 // With NETLAT_TEST_PROBE_MODE set (auto, fentry, kprobe or tracepoint) every netlatd a test starts
 // gets `--probe-mode <it>` before `extra_args`: the VM tier runs the paths tier so in kprobe and
 // fentry modes (tests/vm/README.md). Unset or empty: the config's or netlatd's default mode.
 class Daemon {
 public:
     explicit Daemon(const std::string& config_yaml = "", std::vector<std::string> extra_args = {},
-                    std::vector<std::string> wrapper = {});
+                    std::vector<std::string> wrapper = {}, HealthProbe health = {});
     ~Daemon();  // SIGKILL if still running
     Daemon(const Daemon&) = delete;
     Daemon& operator=(const Daemon&) = delete;
@@ -64,12 +78,15 @@ struct CommandResult {
 };
 CommandResult run_command(const std::vector<std::string>& argv);
 
+// Ids of the BPF objects of a kind ("prog", "link"): those process `pid` holds through its fds
+// (from fdinfo; a link's fd names its program too), those every process holds, and all the kernel
+// has now (bpftool).
+std::set<int> bpf_ids_held_by(const std::string& kind, pid_t pid);
+std::set<int> bpf_ids_held(const std::string& kind);
+std::set<int> bpf_ids_present(const std::string& kind);
+
 // The body of a 200 answer; nullopt for any other status or no answer.
 std::optional<std::string> http_get(const std::string& host, int port, const std::string& path);
-struct HttpAnswer {
-    int status = 0;
-    std::string body;
-};
 std::optional<HttpAnswer> http_request(const std::string& host, int port, const std::string& path);
 int free_tcp_port();
 // A socket of `type` (SOCK_STREAM, SOCK_DGRAM) bound to 127.0.0.1 on a free port, listening if

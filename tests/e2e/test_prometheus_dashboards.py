@@ -113,7 +113,11 @@ def main():
         nl_port = netlat_probe.free_port()
         instance = f'127.0.0.1:{nl_port}'
         nl_log = open(tmp / 'netlatd.log', 'w')
-        procs.append(subprocess.Popen([args.netlatd, '--listen', instance], stdout=nl_log,
+        # bpf_stats: the dashboards' BPF cost panels and their recording rule need the kernel's
+        # run statistics, which are off by default.
+        (tmp / 'netlatd.yaml').write_text('bpf_stats: true\n')
+        procs.append(subprocess.Popen([args.netlatd, '--listen', instance,
+                                       '--config', str(tmp / 'netlatd.yaml')], stdout=nl_log,
                                       stderr=subprocess.STDOUT))
         if not netlat_probe.wait(f'http://{instance}/metrics', 30):
             fail(f'netlatd did not serve /metrics:\n{(tmp / "netlatd.log").read_text()}')

@@ -6,12 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <fstream>
 #include <set>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "harness.h"
 
@@ -187,26 +184,11 @@ TEST(Daemon, SigtermStopsWithinTwoSeconds) {
     }
 }
 
-// BPF programs and links (by id) that a process holds, from its fds' fdinfo ("prog_id:",
-// "link_id:"). Other netlatd instances (a parallel test run) hold their own and are not counted.
-std::set<int> bpf_objects_of(const std::string& kind, pid_t pid) {
-    std::set<int> ids;
-    const std::string key = kind + "_id:";
-    for (const auto& entry :
-         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fdinfo")) {
-        std::ifstream in(entry.path());
-        std::string line;
-        while (std::getline(in, line))
-            if (line.rfind(key, 0) == 0) ids.insert(std::stoi(line.substr(key.size())));
-    }
-    return ids;
-}
-
+// Those of `ids` the kernel still has.
 std::set<int> still_present(const std::string& kind, const std::set<int>& ids) {
-    auto r = run_command({"bpftool", "-j", kind, "show"});
     std::set<int> left;
-    for (const auto& obj : nlohmann::json::parse(r.out.empty() ? "[]" : r.out))
-        if (ids.count(obj["id"].get<int>())) left.insert(obj["id"].get<int>());
+    for (int id : bpf_ids_present(kind))
+        if (ids.count(id)) left.insert(id);
     return left;
 }
 
@@ -214,8 +196,8 @@ TEST(Daemon, NothingStaysAttachedAfterSigkill) {
     std::set<int> progs, links;
     {
         Daemon d;
-        progs = bpf_objects_of("prog", d.pid());
-        links = bpf_objects_of("link", d.pid());
+        progs = bpf_ids_held_by("prog", d.pid());
+        links = bpf_ids_held_by("link", d.pid());
         ASSERT_GT(progs.size(), 10u) << "sanity: netlatd's programs are visible while it runs";
         ASSERT_GT(links.size(), 10u) << "sanity: netlatd's links are visible while it runs";
         EXPECT_EQ(d.stop(SIGKILL), 128 + SIGKILL);

@@ -16,9 +16,10 @@ Two features need CAP_SYS_ADMIN on top of the set, and the test shows both ways:
   - netfilter stages in other network namespaces (setns): with the set alone netlatd hooks its own
     namespace only (checked on a namespace the test creates and deletes); with +CAP_SYS_ADMIN it
     hooks that one too;
-  - kernel BPF run-time statistics (netlatd_bpf_program_*): netlatd turns them on with
-    BPF_ENABLE_STATS (CAP_SYS_ADMIN); without it they stay 0 unless the host has
-    kernel.bpf_stats_enabled=1 (set and restored by the test).
+  - kernel BPF run-time statistics (netlatd_bpf_program_*): with `bpf_stats: true` (every run here
+    has it but one) netlatd turns them on with BPF_ENABLE_STATS (CAP_SYS_ADMIN); without it they
+    stay 0 unless the host has kernel.bpf_stats_enabled=1 (set and restored by the test). With
+    `bpf_stats: false` (the default) they stay 0 even as full root.
 
 Usage: test_capabilities.py NETLATD
 """
@@ -42,12 +43,12 @@ def caps_arg(caps):
     return ','.join(['-all'] + [f'+{c.removeprefix("CAP_").lower()}' for c in caps])
 
 
-def run(netlatd, label, wrapper, logdir):
-    """Start netlatd under `wrapper`, drive traffic, return a result dict."""
+def run(netlatd, label, wrapper, logdir, config='stats.yaml'):
+    """Start netlatd under `wrapper` with logdir/config, drive traffic, return a result dict."""
     port = netlat_probe.free_port()
     url = f'http://127.0.0.1:{port}/metrics'
     log = logdir / f'{label.replace(" ", "_")}.log'
-    cmd = wrapper + [netlatd, '--listen', f'127.0.0.1:{port}']
+    cmd = wrapper + [netlatd, '--config', str(logdir / config), '--listen', f'127.0.0.1:{port}']
     with open(log, 'w') as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     result = {'label': label, 'cmd': ' '.join(cmd), 'served': False, 'exit': None,
@@ -87,6 +88,18 @@ def run(netlatd, label, wrapper, logdir):
     return result
 
 
+def stats_holders():
+    """Processes holding kernel BPF statistics on for the whole host (a BPF_ENABLE_STATS fd)."""
+    holders = set()
+    for fd in pathlib.Path('/proc').glob('[0-9]*/fd/*'):
+        try:
+            if os.readlink(fd) == 'anon_inode:bpf-stats':
+                holders.add(int(fd.parts[2]))
+        except OSError:
+            pass
+    return sorted(holders)
+
+
 def works(r, reference, need_stats=False):
     """Empty list when `r` behaves like the reference run; else the reasons it does not."""
     why = []
@@ -94,6 +107,9 @@ def works(r, reference, need_stats=False):
         why.append(f'no /metrics (exit {r["exit"]})')
         return why
     s = r['summary']
+    if s is None:  # served, then /metrics failed
+        why.append(f'no metrics summary: {r.get("error", "?")}')
+        return why
     if s['stages'] != reference['summary']['stages']:
         lost = sorted(set(reference['summary']['stages']) - set(s['stages']))
         why.append(f'hooks differ from reference: missing {lost}')
@@ -121,6 +137,9 @@ def main():
             return 1
     caps = (REPO / 'packaging' / 'capabilities.txt').read_text().split()
     logdir = pathlib.Path(tempfile.mkdtemp(prefix='netlatd-caps.'))
+    logdir.chmod(0o755)  # the non-root run reads the config
+    (logdir / 'stats.yaml').write_text('bpf_stats: true\n')
+    (logdir / 'default.yaml').write_text('bpf_stats: false\n')
 
     def reduced(cs, extra=()):
         return (['prlimit', '--memlock=0:0', '--', 'setpriv', '--bounding-set', caps_arg(cs),
@@ -175,6 +194,17 @@ def experiment(netlatd, caps, logdir, reduced, netns):
 
     stats_sysctl = pathlib.Path('/proc/sys/kernel/bpf_stats_enabled')
     saved = stats_sysctl.read_text().strip()
+    # Statistics slow every BPF program of the host: without bpf_stats: true, even as root with
+    # every capability, netlatd leaves them off. They are host-wide, so the run counts say so only
+    # when nothing else holds them on.
+    off = run(netlatd, 'reference without bpf_stats', [], logdir, 'default.yaml')
+    why = works(off, reference)
+    runs = off['summary']['bpf_program_runs'] if off['summary'] else None
+    others = stats_holders() if saved == '0' else ['kernel.bpf_stats_enabled=1']
+    print(f'full root, bpf_stats: false: {"; ".join(why) or "WORKS"}, bpf program runs {runs}'
+          + (f' (not judged: statistics held on by {others})' if others else ''))
+    if why or (runs != 0 and not others):
+        failures.append(f'bpf_stats: false: {why}, bpf program runs {runs} (expected 0)')
     try:
         stats_sysctl.write_text('1\n')
         with_sysctl = run(netlatd, 'minimal bpf_stats_enabled', reduced(caps), logdir)

@@ -42,6 +42,7 @@ declare -A cases=(
   [all]="${all_on[*]}"
   [hybrid-cgroup]="--set hostPaths.cgroup=/sys/fs/cgroup/unified --set grafanaDashboards.enabled=false"
   [all-netns]="--set allNetworkNamespaces.enabled=true"
+  [web-config]="--set webConfig.secretName=netlatd-web --set serviceMonitor.enabled=true --set serviceMonitor.tlsConfig.ca.secret.name=netlatd-web --set serviceMonitor.tlsConfig.ca.secret.key=ca.crt --set serviceMonitor.basicAuth.username.name=netlatd-scrape --set serviceMonitor.basicAuth.username.key=username --set serviceMonitor.basicAuth.password.name=netlatd-scrape --set serviceMonitor.basicAuth.password.key=password"
 )
 for name in "${!cases[@]}"; do
   # shellcheck disable=SC2086 # word splitting of the --set list is intended
@@ -89,6 +90,24 @@ PY
 done
 echo "netlatd --check-config accepts the rendered config (defaults and with values)"
 
+# With a web config Secret: netlatd gets --web.config.file, probes and the ServiceMonitor use https,
+# and Prometheus sends the basic auth credentials.
+/usr/bin/python3 - "$out/web-config.yaml" <<'PY' || fail "web config values not rendered as expected"
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+ds = [d for d in docs if d['kind'] == 'DaemonSet'][0]['spec']['template']['spec']
+container = ds['containers'][0]
+assert container['args'][-2:] == ['--web.config.file', '/etc/netlatd/web/web-config.yml'], container['args']
+for probe in ('livenessProbe', 'readinessProbe'):
+    assert container[probe]['httpGet'] == {'path': '/healthz', 'port': 'metrics', 'scheme': 'HTTPS'}, container[probe]
+assert {'name': 'web-config', 'mountPath': '/etc/netlatd/web', 'readOnly': True} in container['volumeMounts']
+assert [v for v in ds['volumes'] if v['name'] == 'web-config'][0]['secret']['secretName'] == 'netlatd-web'
+endpoint = [d for d in docs if d['kind'] == 'ServiceMonitor'][0]['spec']['endpoints'][0]
+assert endpoint['scheme'] == 'https' and endpoint['basicAuth']['password']['key'] == 'password', endpoint
+assert endpoint['tlsConfig']['ca']['secret']['name'] == 'netlatd-web', endpoint
+PY
+echo "web config: --web.config.file, https probes and ServiceMonitor with basic auth"
+
 # What the DaemonSet must carry, checked on the rendered objects.
 /usr/bin/python3 - "$out/all.yaml" "$repo" "$out/all-netns.yaml" <<'PY'
 import json, pathlib, sys, yaml
@@ -123,7 +142,7 @@ if any(m.startswith(('/sys/kernel/tracing', '/sys/kernel/debug')) for m in mount
     problems.append('netlatd needs no tracefs or debugfs: do not mount them')
 if not all(m.get('readOnly') for m in c['volumeMounts']):
     problems.append('every mount must be read-only')
-for probe, path in (('livenessProbe', '/metrics'), ('readinessProbe', '/healthz')):
+for probe, path in (('livenessProbe', '/healthz'), ('readinessProbe', '/healthz')):
     if c.get(probe, {}).get('httpGet', {}).get('path') != path:
         problems.append(f'{probe} must GET {path}')
 for k in ('requests', 'limits'):

@@ -7,7 +7,8 @@
 # run directly as root, latency samples under traffic, the process holds exactly the capabilities
 # of packaging/capabilities.txt, and `systemctl stop` ends it cleanly (exit 0). Then the optional
 # drop-in all-network-namespaces.conf: with it netlatd also hooks a network namespace the test
-# created and exports kernel BPF run statistics.
+# created and exports kernel BPF run statistics. Last the drop-in web-config.conf: TLS and basic
+# auth from files only root and the group netlatd-web (which the drop-in gives netlatd) may read.
 # Usage: test_systemd_service.sh BUILD_DIR NETLATD_BINARY
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -55,7 +56,7 @@ cp "$root/opt/netlatd/lib/systemd/system/netlatd.service" "$root/etc/systemd/sys
 port=$("$probe" free-port)
 # Only the listen address differs from the installed unit (a free loopback port for the test).
 mkdir -p "$root/etc/systemd/system/netlatd.service.d"
-printf '[Service]\nExecStart=\nExecStart=/opt/netlatd/sbin/netlatd --config /etc/netlatd/netlatd.yaml --listen 127.0.0.1:%s\n' \
+printf '[Service]\nExecStart=\nExecStart=/opt/netlatd/sbin/netlatd --config /etc/netlatd/netlatd.yaml --listen 127.0.0.1:%s $NETLATD_WEB_ARGS\n' \
   "$port" > "$root/etc/systemd/system/netlatd.service.d/test-listen.conf"
 
 # A network namespace of the host's, visible to the machine through /run/netns.
@@ -126,9 +127,10 @@ for p in problems:
 sys.exit(1 if problems else 0)
 PY
 
-# Phase 2: the optional drop-in (CAP_SYS_ADMIN).
+# Phase 2: the optional drop-in (CAP_SYS_ADMIN), with bpf_stats: true in the config.
 podman exec "$name" sh -c "cp /opt/netlatd/share/doc/netlatd/examples/all-network-namespaces.conf \
-  /etc/systemd/system/netlatd.service.d/ && systemctl daemon-reload && systemctl start netlatd.service"
+  /etc/systemd/system/netlatd.service.d/ && sed -i 's/^bpf_stats: false/bpf_stats: true/' \
+  /etc/netlatd/netlatd.yaml && systemctl daemon-reload && systemctl start netlatd.service"
 "$probe" wait "http://127.0.0.1:$port/metrics" 30 || fail "netlatd.service with the drop-in did not start"
 "$probe" traffic 2
 sleep 2
@@ -143,4 +145,34 @@ runs=$(/usr/bin/python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1
 [[ $runs -gt 0 ]] || fail "with the drop-in, no BPF run statistics"
 [[ $(( 0x$cap_eff & (1 << 21) )) -ne 0 ]] || fail "with the drop-in, CapEff $cap_eff lacks CAP_SYS_ADMIN"
 echo "with all-network-namespaces.conf: CapEff $cap_eff, namespace $netns hooked, BPF program runs $runs"
+
+# Phase 3: the web-config.conf drop-in, back on the dynamic user: the web config, certificate and
+# key are readable by root and the group netlatd-web only, which the drop-in gives netlatd.
+web=$root/etc/netlatd/web
+mkdir -p "$web"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$web/server.key" -out "$web/server.crt" 2>/dev/null \
+  || fail "openssl could not make a certificate"
+printf 'tls_server_config: {cert_file: server.crt, key_file: server.key}\nbasic_auth_users:\n  prometheus: %s\n' \
+  "$(htpasswd -nbB prometheus scrape-secret | cut -d: -f2)" > "$web/web-config.yml"
+podman exec "$name" sh -c "groupadd --system netlatd-web && chgrp -R netlatd-web /etc/netlatd/web && \
+  chmod 0750 /etc/netlatd/web && chmod 0640 /etc/netlatd/web/* && \
+  rm /etc/systemd/system/netlatd.service.d/all-network-namespaces.conf && \
+  cp /opt/netlatd/share/doc/netlatd/examples/web-config.conf /etc/systemd/system/netlatd.service.d/ && \
+  systemctl daemon-reload && systemctl start netlatd.service" || {
+  podman exec "$name" journalctl -u netlatd --no-pager | tail -20; fail "netlatd.service with web-config.conf did not start"; }
+https=https://127.0.0.1:$port
+code() { curl -s -o /dev/null -w '%{http_code}' --cacert "$web/server.crt" "$@" || true; }
+right=$(code -u prometheus:scrape-secret "$https/metrics")
+none=$(code "$https/metrics")
+wrong=$(code -u prometheus:guess "$https/metrics")
+health=$(code "$https/healthz")
+plain=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/metrics" || true)
+pid=$(podman exec "$name" systemctl show -P MainPID netlatd.service)
+uid=$(podman exec "$name" awk '/^Uid:/ {print $2}' "/proc/$pid/status")
+podman exec "$name" systemctl stop netlatd.service
+echo "with web-config.conf: right credentials $right, none $none, wrong $wrong, /healthz $health, plain HTTP '$plain', uid $uid"
+[[ $right == 200 && $none == 401 && $wrong == 401 && $health == 200 && $plain == 000 ]] \
+  || fail "with web-config.conf: want 200/401/401/200 and no plain HTTP answer"
+[[ $uid != 0 ]] || fail "with web-config.conf netlatd runs as uid 0 (want the dynamic user)"
 echo PASS

@@ -19,7 +19,7 @@ for f in usr/sbin/netlatd usr/bin/netlat-load etc/netlatd/netlatd.yaml \
 done
 [[ -x $root/usr/sbin/netlatd ]] || { echo "FAIL: /usr/sbin/netlatd not executable"; exit 1; }
 unit=$root/usr/lib/systemd/system/netlatd.service
-grep -qx 'ExecStart=/usr/sbin/netlatd --config /etc/netlatd/netlatd.yaml' "$unit" \
+grep -qx 'ExecStart=/usr/sbin/netlatd --config /etc/netlatd/netlatd.yaml $NETLATD_WEB_ARGS' "$unit" \
   || { echo "FAIL: ExecStart does not name the installed binary and config"; grep Exec "$unit"; exit 1; }
 caps=$(cat "$(dirname "$0")/../../packaging/capabilities.txt")
 grep -qx "CapabilityBoundingSet=$caps" "$unit" || { echo "FAIL: unit bounding set != packaging/capabilities.txt"; exit 1; }

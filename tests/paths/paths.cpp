@@ -93,7 +93,8 @@ std::string paths_config(const std::vector<std::string>& namespaces) {
         check(stat(ns.c_str(), &st) == 0, "stat " + ns);
         netns += (netns.empty() ? "" : ", ") + std::to_string(st.st_ino);
     }
-    return "interval: 100ms\nbuckets:\n  max: 60s\nfilters:\n  local_ports: [" +
+    // bpf_stats: Window::program_runs reads the kernel's run counts (off by default).
+    return "interval: 100ms\nbpf_stats: true\nbuckets:\n  max: 60s\nfilters:\n  local_ports: [" +
            std::to_string(kServerPort) + ", " + std::to_string(kClientPort) + "]\n  netns: [" +
            netns + "]\n";
 }

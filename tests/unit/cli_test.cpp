@@ -74,6 +74,7 @@ TEST(Cli, Errors) {
     EXPECT_EQ(error_of({"--config", "--check-config"}), "--config requires a value");
     EXPECT_EQ(error_of({"--check-config=yes"}), "--check-config does not take a value");
     EXPECT_EQ(error_of({"--help=1"}), "--help does not take a value");
+    EXPECT_EQ(error_of({"--foo\nbar"}), "unknown option '--foo\\nbar' (see --help)");
 }
 
 TEST(Cli, OnceDurationJson) {

@@ -70,6 +70,7 @@ sampling: 100
 maps: {skb_entries: 1024, thread_entries: 64, socket_entries: 128, stale_after: 1.5ms}
 log_level: debug
 log_summary: 30s
+bpf_stats: true
 )",
                                   "x");
     EXPECT_EQ(c.listen, "[::1]:9100");
@@ -93,6 +94,7 @@ log_summary: 30s
     EXPECT_EQ(c.maps.stale_after, 1500us);
     EXPECT_EQ(c.log_level, "debug");
     EXPECT_EQ(c.log_summary, 30s);
+    EXPECT_TRUE(c.bpf_stats);
 }
 
 TEST(Config, LogSummaryOff) {
@@ -157,6 +159,7 @@ TEST(Config, RoundTrip) {
     c.maps = {1, 2, 16777216, 3600s};
     c.log_level = "trace";
     c.log_summary = 1500ms;
+    c.bpf_stats = true;
     const std::string yaml = to_yaml(c);
     EXPECT_EQ(parse_config(yaml, "round trip"), c) << yaml;
     EXPECT_EQ(parse_config(to_yaml(Config{}), "round trip"), Config{});
@@ -180,11 +183,48 @@ TEST(ConfigErrors, BadYamlNamesLineAndColumn) {
                         "config test.yaml: has 2 YAML documents (allowed one)");
 }
 
+// Text that is not a config at all: still one printable line, never a crash.
+TEST(ConfigErrors, NotText) {
+    EXPECT_CONFIG_ERROR(std::string_view("listen: 1\0\n", 11),
+                        "config test.yaml: has a NUL byte in line 1 (not a text file)");
+    EXPECT_CONFIG_ERROR("a: \"\\\xff\"\n",
+                        "config test.yaml: invalid YAML at line 1, column 7: unknown escape "
+                        "character: \\xff");
+    // yaml-cpp 0.7's LoadAll never returns on these (found by tests/fuzz).
+    EXPECT_CONFIG_ERROR(",", "config test.yaml: invalid YAML at line 1, column 1: unexpected ','");
+    EXPECT_CONFIG_ERROR("# comment\n  , 50us\n",
+                        "config test.yaml: invalid YAML at line 2, column 3: unexpected ','");
+    EXPECT_CONFIG_ERROR(std::string(100000, '[') + std::string(100000, ']'),
+                        "config test.yaml: invalid YAML at line 1, column 1: nested too deeply");
+    EXPECT_CONFIG_ERROR("sampling: " + std::string(100, '9') + "\n",
+                        "config test.yaml: sampling: " + std::string(64, '9') +
+                            "... is out of range (allowed 1..65536)");
+    EXPECT_CONFIG_ERROR("listen: \"\xc3\xa9:80\"\n",
+                        "config test.yaml: listen: '\\xc3\\xa9:80' has '\\xc3\\xa9', which is not "
+                        "an IPv4 address or a hostname (letters, digits, '-', '.')");
+    try {
+        parse_config("x: 1", "a\nb.yaml");
+        ADD_FAILURE() << "parsed";
+    } catch (const ConfigError& e) {
+        EXPECT_STREQ(e.what(),
+                     "config a\\nb.yaml: unknown key 'x' (allowed: listen, probe_mode, "
+                     "interval, buckets, labels, filters, sampling, maps, log_level, "
+                     "log_summary, bpf_stats)");
+    }
+}
+
+TEST(Printable, EscapesAndCuts) {
+    EXPECT_EQ(printable("a\tb\nc\x01\x7f\xe2\x82\xac"), "a\\tb\\nc\\x01\\x7f\\xe2\\x82\\xac");
+    EXPECT_EQ(printable("abcdef", 3), "abc...");
+    EXPECT_EQ(printable("abc", 3), "abc");
+    EXPECT_EQ(quote(std::string(65, 'x')), "'" + std::string(64, 'x') + "...'");
+}
+
 TEST(ConfigErrors, UnknownKeys) {
     EXPECT_CONFIG_ERROR("lables: {}\n",
                         "config test.yaml: unknown key 'lables' (allowed: listen, probe_mode, "
                         "interval, buckets, labels, filters, sampling, maps, log_level, "
-                        "log_summary)");
+                        "log_summary, bpf_stats)");
     EXPECT_CONFIG_ERROR("buckets: {per_octav: 2}\n",
                         "config test.yaml: unknown key 'buckets.per_octav' (allowed: min, max, "
                         "per_octave, bounds)");
@@ -194,7 +234,7 @@ TEST(ConfigErrors, UnknownKeys) {
     EXPECT_CONFIG_ERROR("buckets.min: 1us\n",
                         "config test.yaml: unknown key 'buckets.min' (allowed: listen, probe_mode, "
                         "interval, buckets, labels, filters, sampling, maps, log_level, "
-                        "log_summary)");
+                        "log_summary, bpf_stats)");
     EXPECT_CONFIG_ERROR("sampling: 2\nsampling: 3\n", "config test.yaml: duplicate key 'sampling'");
 }
 
@@ -202,7 +242,7 @@ TEST(ConfigErrors, WrongTypes) {
     EXPECT_CONFIG_ERROR(
         "- listen\n",
         "config test.yaml: expected a mapping of listen, probe_mode, interval, "
-        "buckets, labels, filters, sampling, maps, log_level, log_summary, got a list");
+        "buckets, labels, filters, sampling, maps, log_level, log_summary, bpf_stats, got a list");
     EXPECT_CONFIG_ERROR("buckets: 5\n",
                         "config test.yaml: buckets: expected a mapping of min, max, per_octave, "
                         "bounds, got a single value");
@@ -378,7 +418,7 @@ TEST(ConfigErrors, Files) {
     EXPECT_EQ(file_error(dir + "unknown_key.yaml"),
               "config " + dir +
                   "unknown_key.yaml: unknown key 'lables' (allowed: listen, probe_mode, interval, "
-                  "buckets, labels, filters, sampling, maps, log_level, log_summary)");
+                  "buckets, labels, filters, sampling, maps, log_level, log_summary, bpf_stats)");
     EXPECT_EQ(file_error(dir + "wrong_type.yaml"),
               "config " + dir +
                   "wrong_type.yaml: labels.family: 'sometimes' is not a boolean (allowed true, "
@@ -386,6 +426,17 @@ TEST(ConfigErrors, Files) {
     EXPECT_EQ(file_error(dir + "out_of_range.yaml"),
               "config " + dir +
                   "out_of_range.yaml: buckets.per_octave: 40 is out of range (allowed 1..16)");
+    // At most 1 MiB is read, so /dev/zero ends too.
+    const std::string big = ::testing::TempDir() + "netlatd-big.yaml";
+    std::ofstream(big) << std::string((1 << 20) - 1, '#') << "\n";
+    EXPECT_EQ(file_error(big), "");
+    std::ofstream(big, std::ios::app) << "\n";
+    EXPECT_EQ(file_error(big), "config " + big +
+                                   ": larger than 1 MiB (1048576 bytes), the most a config file "
+                                   "may be");
+    std::remove(big.c_str());
+    EXPECT_EQ(file_error("/dev/zero"),
+              "config /dev/zero: larger than 1 MiB (1048576 bytes), the most a config file may be");
     for (const char* name : {"bad_yaml", "unknown_key", "wrong_type", "out_of_range"}) {
         EXPECT_EQ(file_error(dir + name + ".yaml").find('\n'), std::string::npos) << name;
     }

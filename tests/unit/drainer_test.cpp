@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <future>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -290,6 +291,91 @@ TEST(Drainer, NetnsSeriesBeyondTheCapGoToOther) {
     EXPECT_EQ(value(samples, count, with(kTxTotalTcp, "netns", "other")), 8.0);
     EXPECT_EQ(value(samples, "netlatd_series_overflow_total", {}), 8.0);
     EXPECT_EQ(count_series(samples, count), 3u);
+}
+
+// Every optional label is capped the same way: with only `family` on, the series beyond the cap go
+// to family="other"; with both on, an excess series has both labels "other".
+TEST(Drainer, FamilySeriesBeyondTheCapGoToOther) {
+    Config config = config_with_bounds({1e-6});
+    config.labels.family = true;
+    config.labels.max_series = 1;
+    Metrics metrics(config, "v", "l", "k");
+    FakeMapReader reader;
+    Drainer drainer(reader, metrics, {});
+    record(reader.hist(NETLAT_SEG_TX_TOTAL, NETLAT_PROTO_TCP, NETLAT_FAMILY_IPV4), 500, 2);
+    drainer.drain();
+    record(reader.hist(NETLAT_SEG_TX_TOTAL, NETLAT_PROTO_TCP, NETLAT_FAMILY_IPV6), 500, 5);
+    record(reader.hist(NETLAT_SEG_TX_TOTAL, NETLAT_PROTO_UDP, NETLAT_FAMILY_IPV4), 500, 3);
+    drainer.drain();
+
+    const auto samples = scrape(metrics);
+    const std::string count = "netlatd_stack_latency_seconds_count";
+    EXPECT_EQ(value(samples, count, with(kTxTotalTcp, "family", "ipv4")), 2.0);
+    EXPECT_EQ(value(samples, count, with(kTxTotalTcp, "family", "ipv6")), std::nullopt);
+    EXPECT_EQ(value(samples, count, with(kTxTotalTcp, "family", "other")), 5.0);
+    EXPECT_EQ(
+        value(samples, count, {{"segment", "total"}, {"protocol", "udp"}, {"family", "other"}}),
+        3.0);
+    EXPECT_EQ(value(samples, "netlatd_series_overflow_total", {}), 8.0);
+    EXPECT_EQ(count_series(samples, count), 3u);
+}
+
+TEST(Drainer, AllOptionalLabelsFoldTogetherBeyondTheCap) {
+    Config config = config_with_bounds({1e-6});
+    config.labels.family = true;
+    config.labels.netns = true;
+    config.labels.max_series = 2;
+    Metrics metrics(config, "v", "l", "k");
+    FakeMapReader reader;
+    Drainer drainer(reader, metrics, {});
+    record(reader.hist(NETLAT_SEG_TX_TOTAL, NETLAT_PROTO_TCP, NETLAT_FAMILY_IPV4, 1u), 500, 1);
+    record(reader.hist(NETLAT_SEG_TX_TOTAL, NETLAT_PROTO_TCP, NETLAT_FAMILY_IPV6, 1u), 500, 2);
+    record(reader.hist(NETLAT_SEG_TX_TOTAL, NETLAT_PROTO_TCP, NETLAT_FAMILY_IPV4, 2u), 500, 3);
+    record(reader.hist(NETLAT_SEG_TX_TOTAL, NETLAT_PROTO_TCP, NETLAT_FAMILY_IPV6, 3u), 500, 4);
+    drainer.drain();
+
+    const auto samples = scrape(metrics);
+    const std::string count = "netlatd_stack_latency_seconds_count";
+    auto series = [](const char* family, const char* netns) {
+        return with(with(kTxTotalTcp, "family", family), "netns", netns);
+    };
+    EXPECT_EQ(value(samples, count, series("ipv4", "1")), 1.0);
+    EXPECT_EQ(value(samples, count, series("ipv6", "1")), 2.0);
+    EXPECT_EQ(value(samples, count, series("other", "other")), 7.0);
+    EXPECT_EQ(value(samples, "netlatd_series_overflow_total", {}), 7.0);
+    EXPECT_EQ(count_series(samples, count), 3u);
+}
+
+// A sample's start stage counts its event before the sample lands in a histogram: reading the
+// histograms first keeps every segment's count at or below its start stage's events.
+TEST(Drainer, ReadsHistogramsBeforeCounters) {
+    struct OrderedReader : FakeMapReader {
+        std::vector<std::string> reads;
+        HistSnapshot read_histograms() override {
+            reads.push_back("histograms");
+            return FakeMapReader::read_histograms();
+        }
+        std::vector<uint64_t> read_counters() override {
+            reads.push_back("counters");
+            return FakeMapReader::read_counters();
+        }
+    };
+    Metrics metrics(config_with_bounds({1e-6}), "v", "l", "k");
+    OrderedReader reader;
+    Drainer drainer(reader, metrics, {});
+    drainer.drain();
+    EXPECT_EQ(reader.reads, (std::vector<std::string>{"histograms", "counters"}));
+}
+
+// A scrape waits while a drain updates the metrics, so it never sees half a drain.
+TEST(Drainer, ScrapesWaitForTheUpdateLock) {
+    Metrics metrics(config_with_bounds({1e-6}), "v", "l", "k");
+    auto lock = metrics.update_lock();
+    auto scrape = std::async(std::launch::async, [&] { return metrics.registry()->Collect(); });
+    EXPECT_EQ(scrape.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+    lock.unlock();
+    EXPECT_EQ(scrape.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+    EXPECT_FALSE(scrape.get().empty());
 }
 
 TEST(Drainer, IgnoresKeysOutsideTheTables) {

@@ -289,6 +289,23 @@ class CheckTest(unittest.TestCase):
         self.assertTrue(any("fentry: stage" in f and "uses mode kprobe" in f for f in failures),
                         failures)
 
+    def test_receive_tracepoints_are_taken_in_every_mode(self):
+        make_run(self.root)
+        path = os.path.join(self.root, "files", "kprobe", "metrics-final.txt")
+        with open(path) as f:
+            text = f.read()
+        for stage in ("driver", "device"):
+            text = text.replace(f'direction="rx",stage="{stage}",hook="h",mode="kprobe"',
+                                f'direction="rx",stage="{stage}",hook="h",mode="tracepoint"')
+        text = text.replace('direction="tx",stage="driver",hook="h",mode="kprobe"',
+                            'direction="tx",stage="driver",hook="h",mode="tracepoint"')
+        with open(path, "w") as f:
+            f.write(text)
+        _, failures = analyse(self.root)
+        self.assertFalse(any("kprobe: stage rx/" in f for f in failures), failures)
+        self.assertTrue(any("kprobe: stage tx/driver uses mode tracepoint" in f for f in failures),
+                        failures)
+
     def test_missing_mode_fails(self):
         make_run(self.root, modes=("kprobe", "fentry", "auto"))
         _, failures = analyse(self.root)

@@ -418,7 +418,7 @@ def check(results, modes, baseline=None):
                    "tracepoint": {"tracepoint", "netfilter", "cgroup", "none"}}.get(mode)
         if allowed:
             for k, v in r["stage_info"].items():
-                ok = allowed | ({"tracepoint"} if k in (("rx", "driver"), ("rx", "device")) else set())
+                ok = allowed | ({"tracepoint"} if k in ("rx/driver", "rx/device") else set())
                 if not set(v["mode"].split("+")) <= ok:
                     failures.append(f"{mode}: stage {k} uses mode {v['mode']} ({v['hook']}) "
                                     f"under --probe-mode {mode}")

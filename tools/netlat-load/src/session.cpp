@@ -469,9 +469,12 @@ void Client::run(const std::string& address, std::uint16_t port) {
     enlarge_receive_buffer(fd);
     enable_timestamping(fd);
 
-    // A seam for the tests that prove the veth topology is removed when a run fails.
+    // A seam for the tests that prove the veth topology is removed when a run fails. It fails
+    // once connected and before anything is sent: a reply left unread would make the close a
+    // reset, and the server's "connection reset" could then be reported before this error.
     const char* inject = std::getenv("NETLAT_LOAD_TEST_FAIL");
-    const bool fail_after_first = inject != nullptr && std::string(inject) == "client";
+    if (inject != nullptr && std::string(inject) == "client")
+        throw std::runtime_error("injected failure (NETLAT_LOAD_TEST_FAIL=client)");
 
     Channel channel(fd, options_.proto, outbound_, control_);
     std::vector<char> payload(options_.size, 0);
@@ -500,8 +503,6 @@ void Client::run(const std::string& address, std::uint16_t port) {
         header.flags = (seq < options_.warmup ? kFlagWarmup : 0) | (rr ? kFlagReplyWanted : 0);
         if (!channel.send(header, payload, nullptr, true)) break;
         ++control_.sent;
-        if (fail_after_first)
-            throw std::runtime_error("injected failure (NETLAT_LOAD_TEST_FAIL=client)");
         if (!rr) {
             channel.collect_stamps();
             continue;
