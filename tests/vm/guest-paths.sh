@@ -13,6 +13,7 @@ MODES="kprobe fentry"
 CASES=/guest/paths-cases.txt   # one "BINARY FILTER" per line (BINARY under /bin)
 CASE_TIMEOUT=300               # seconds for one case (the host's ctest gives 60; TCG is slower)
 TIME_SCALE=5                   # NETLAT_TEST_TIME_SCALE: netlatd's ready timeout x this (TCG)
+NIC_PAIR=""                    # NETLAT_TEST_NIC_PAIR (required: the NIC pair's cases fail without it)
 [ -f /guest/params.sh ] && . /guest/params.sh
 
 now() { vm_uptime; }
@@ -29,6 +30,7 @@ mkdir -p $meta
   echo "ip=$(ip -V 2>&1)"
   echo "ethtool=$(ethtool --version 2>&1)"
   echo "modules=$(cut -d' ' -f1 /proc/modules | sort | tr '\n' ' ')"
+  echo "nics=$(for n in /sys/class/net/*; do echo "${n##*/}:$(cat $n/address)"; done | tr '\n' ' ')"
 } >$meta/meta.txt
 cat $meta/meta.txt
 vm_emit meta $meta
@@ -66,7 +68,8 @@ for mode in $MODES; do
     mkdir -p $c
     log "$mode $n $filter: start"
     t0=$(now)
-    NETLAT_TEST_PROBE_MODE=$mode NETLAT_TEST_TIME_SCALE=$TIME_SCALE timeout $CASE_TIMEOUT \
+    NETLAT_TEST_PROBE_MODE=$mode NETLAT_TEST_TIME_SCALE=$TIME_SCALE NETLAT_TEST_NIC_PAIR=$NIC_PAIR \
+      timeout $CASE_TIMEOUT \
       "/bin/$bin" --gtest_filter="$filter" --gtest_output="json:$c/$n.json" >$c/$n.log 2>&1 </dev/null
     rc=$?
     secs=$(elapsed $t0)

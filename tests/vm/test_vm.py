@@ -25,7 +25,15 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULES = ["veth", "sch_ingress", "cls_bpf", "act_bpf"]  # =m in the cloud kernel (see README)
 # The devices tests/paths builds (also =m); their dependencies (stp, llc, udp_tunnel, ...) follow.
-PATHS_MODULES = ["veth", "macvlan", "vxlan", "bridge"]
+# virtio_pci and virtio_net drive the paths guest's NIC pair.
+PATHS_MODULES = ["veth", "macvlan", "vxlan", "bridge", "virtio_pci", "virtio_net"]
+# The paths guest's NIC pair (tests/paths/nic_test.cpp): two virtio-net NICs on one qemu hub, so
+# that each frame one sends reaches the other, with the MAC addresses the tests know them by
+# (kNicPairMacs in tests/common/netns_pair.h).
+NIC_PAIR_MACS = ["52:54:00:4e:4c:01", "52:54:00:4e:4c:02"]
+NIC_PAIR_QEMU = " ".join(f"-netdev hubport,id=nlt{i},hubid=0 "
+                         f"-device virtio-net-pci,netdev=nlt{i},mac={mac}"
+                         for i, mac in enumerate(NIC_PAIR_MACS))
 
 # Test config for netlatd: fine buckets (so interpolated medians are close) and a short drain
 # interval (so each run's observations are exported before the next scrape). Adapt the keys here
@@ -93,7 +101,7 @@ def build_initramfs(out, script, kdir, bins, files, modules=MODULES, own_path_bi
         fail("build-initramfs.sh failed (see above)")
 
 
-def run_vm(kinfo, initrd, out, timeout, append="", need_boot=True, cpus=2):
+def run_vm(kinfo, initrd, out, timeout, append="", need_boot=True, cpus=2, qemu_extra=""):
     """Boots; fails the test on a timeout or no boot, unless need_boot is False (the caller
     judges from what the guest sent)."""
     cmd = [os.path.join(HERE, "run-vm.sh"), "-k", kinfo["VMLINUZ"], "-i", initrd, "-o", out,
@@ -101,6 +109,8 @@ def run_vm(kinfo, initrd, out, timeout, append="", need_boot=True, cpus=2):
     if append:
         cmd += ["-a", append]
     cmd += ["-c", str(cpus)]
+    if qemu_extra:
+        cmd += ["-q", qemu_extra]
     t = time.monotonic()
     rc = subprocess.run(cmd).returncode
     wall = time.monotonic() - t
@@ -285,7 +295,7 @@ def paths(args):
         pfile = os.path.join(mode_out, "params.sh")
         with open(pfile, "w") as f:
             f.write(f'MODES="{mode}"\nCASE_TIMEOUT={args.case_timeout}\n'
-                    f"TIME_SCALE={args.time_scale}\n")
+                    f"TIME_SCALE={args.time_scale}\nNIC_PAIR=required\n")
         initrd = os.path.join(mode_out, "initramfs.cpio.gz")
         build_initramfs(initrd, os.path.join(HERE, "guest-paths.sh"), kinfo["KDIR"],
                         list(args.paths) + tools,
@@ -298,7 +308,7 @@ def paths(args):
         # functions hung or crashed the guest within 4-16 cases (docs/KERNELS.md).
         rcs[mode], wall, _ = run_vm(kinfo, initrd, mode_out, args.timeout,
                                     append="loglevel=5 softlockup_panic=1", need_boot=False,
-                                    cpus=args.paths_cpus)
+                                    cpus=args.paths_cpus, qemu_extra=NIC_PAIR_QEMU)
         walls.append(f"{mode} {wall:.0f} s")
     vm_info = (f"{kinfo['KPKG']} {kinfo['KPKG_VERSION']} under qemu TCG, one boot per mode "
                f"(VM wall: {', '.join(walls)}); netlatd forced to each mode with "
