@@ -236,6 +236,34 @@ int BPF_PROG(fe___sock_sendmsg, struct socket *sock)
     return 0;
 }
 
+/* Before 6.5, sendfile and splice to a socket go sock_sendpage -> kernel_sendpage ->
+ * inet_sendpage -> tcp_sendpage, past __sock_sendmsg and tcp_sendmsg: each call sends one page. */
+SEC("kprobe/kernel_sendpage")
+int BPF_KPROBE(kp_kernel_sendpage, struct socket *sock)
+{
+    tx_socket_of(0, sock);
+    return 0;
+}
+SEC("fentry/kernel_sendpage")
+int BPF_PROG(fe_kernel_sendpage, struct socket *sock)
+{
+    tx_socket_of(1, sock);
+    return 0;
+}
+
+SEC("kprobe/tcp_sendpage")
+int BPF_KPROBE(kp_tcp_sendpage, struct sock *sk, struct page *page, int offset, size_t size)
+{
+    tx_transport_tcp_call(0, sk, (__u64)page, size);
+    return 0;
+}
+SEC("fentry/tcp_sendpage")
+int BPF_PROG(fe_tcp_sendpage, struct sock *sk, struct page *page, int offset, size_t size)
+{
+    tx_transport_tcp_call(1, sk, (__u64)page, size);
+    return 0;
+}
+
 SEC("kprobe/tcp_sendmsg")
 int BPF_KPROBE(kp_tcp_sendmsg, struct sock *sk, struct msghdr *msg)
 {

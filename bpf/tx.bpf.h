@@ -94,8 +94,11 @@ static __always_inline struct tx_thread_val *tx_call_of(int btf, const struct so
     return t;
 }
 
-/* transport stage, TCP: the first pass of a call records where its data ends in the byte stream. */
-static __always_inline void tx_transport_tcp(int btf, const struct sock *sk, const struct msghdr *msg)
+/* transport stage, TCP: the first pass of a call records where its data ends in the byte stream.
+ * `call` tells a new call from a later pass of the same one (tcp_sendmsg's msghdr, tcp_sendpage's
+ * page); `bytes` is what the call sends. */
+static __always_inline void tx_transport_tcp_call(int btf, const struct sock *sk, __u64 call,
+                                                  __u64 bytes)
 {
     __u64 id = bpf_get_current_pid_tgid();
     struct tx_thread_val *t = tx_call_of(btf, sk, id);
@@ -107,15 +110,15 @@ static __always_inline void tx_transport_tcp(int btf, const struct sock *sk, con
     }
     /* A later pass of the same call, except under sendmmsg, which passes one msghdr (at the same
      * address) per message: there every pass is a message. */
-    if (t->msg == (__u64)msg && t->syscall != cfg_send_syscalls[NETLAT_SYSCALL_SENDMMSG]) return;
+    if (t->msg == call && t->syscall != cfg_send_syscalls[NETLAT_SYSCALL_SENDMMSG]) return;
     __u64 now = bpf_ktime_get_ns();
-    t->msg = (__u64)msg;
+    t->msg = call;
     t->ts_transport = now;
     count(NETLAT_CTR_STAGE(NETLAT_STAGE_TX_TRANSPORT));
 
     const struct tcp_sock *tp = (const struct tcp_sock *)sk;
     __u32 write_seq = BPF_CORE_READ(tp, write_seq);
-    __u64 left = READ(btf, msg, msg_iter.count);
+    __u64 left = bytes;
     if (!left) return;
     struct sock_state *r =
         sock_state_get(btf, &tx_ring, NETLAT_MAP_TX_RING, sk, 1, NETLAT_SEG_TX_TRANSPORT_TO_NETWORK);
@@ -124,6 +127,11 @@ static __always_inline void tx_transport_tcp(int btf, const struct sock *sk, con
     if (sock_kind(btf, sk, &proto, &family)) return;
     struct pending p = {.t0 = t->ts_socket, .t1 = now, .end = write_seq + (__u32)left, .family = family};
     pending_push(r, PENDING_TX_CALL, &p);
+}
+
+static __always_inline void tx_transport_tcp(int btf, const struct sock *sk, const struct msghdr *msg)
+{
+    tx_transport_tcp_call(btf, sk, (__u64)msg, READ(btf, msg, msg_iter.count));
 }
 
 /* transport stage, UDP (kprobe and fentry modes: 6.18 has no UDP send tracepoint). */

@@ -21,15 +21,20 @@ HookCandidate tp_btf(std::string protocols, std::vector<std::string> tracepoints
     return c;
 }
 
-// The same kernel functions as fentry and as kprobe programs (fe_<fn> / kp_<fn> in netlat.bpf.c).
+// The same kernel functions as fentry and as kprobe programs (fe_<fn> / kp_<fn> in netlat.bpf.c):
+// fns are needed, optional_fns are used where the kernel has them.
 std::vector<HookCandidate> functions(std::string protocols, std::vector<std::string> fns,
-                                     bool each_optional = false) {
+                                     std::vector<std::string> optional_fns = {}) {
     HookCandidate fentry{HookKind::Fentry, protocols, {}, {}};
     HookCandidate kprobe{HookKind::Kprobe, protocols, {}, {}};
-    for (const auto& fn : fns) {
-        fentry.programs.push_back({"fe_" + fn, fn, each_optional});
-        kprobe.programs.push_back({"kp_" + fn, fn, each_optional});
-    }
+    auto add = [&](const std::vector<std::string>& list, bool optional) {
+        for (const auto& fn : list) {
+            fentry.programs.push_back({"fe_" + fn, fn, optional});
+            kprobe.programs.push_back({"kp_" + fn, fn, optional});
+        }
+    };
+    add(fns, false);
+    add(optional_fns, true);
     return {fentry, kprobe};
 }
 
@@ -76,13 +81,17 @@ const std::vector<StageHooks>& stage_table() {
         std::vector<StageHooks> t;
         // Since "net: prevent rewrite of msg_name in sock_sendmsg()" (6.6, backported to 6.1.56)
         // the send syscalls call __sock_sendmsg; sock_sendmsg is left to in-kernel senders.
+        // Before 6.5, sendfile and splice to a socket call kernel_sendpage (then, on TCP,
+        // tcp_sendpage) once per page, past both: optional entry points of the function modes.
         // Without function hooks: the raw sys_enter tracepoint, by name through BTF (no tracefs),
         // filtered on the send syscalls in the program.
         t.push_back({NETLAT_STAGE_TX_SOCKET,
-                     functions("tcp+udp", {"__sock_sendmsg"}) + functions("tcp+udp", {"sock_sendmsg"}) +
+                     functions("tcp+udp", {"__sock_sendmsg"}, {"kernel_sendpage"}) +
+                         functions("tcp+udp", {"sock_sendmsg"}, {"kernel_sendpage"}) +
                          tp_btf("tcp+udp", {"sys_enter"})});
         t.push_back({NETLAT_STAGE_TX_TRANSPORT,
-                     functions("tcp+udp", {"tcp_sendmsg", "udp_sendmsg", "udpv6_sendmsg"}) +
+                     functions("tcp+udp", {"tcp_sendmsg", "udp_sendmsg", "udpv6_sendmsg"},
+                               {"tcp_sendpage"}) +
                          tp_btf("tcp", {"tcp_sendmsg_locked"})});
         t.push_back({NETLAT_STAGE_TX_NETWORK,
                      functions("tcp+udp", {"ip_output", "ip6_output"}) +
@@ -105,9 +114,9 @@ const std::vector<StageHooks>& stage_table() {
                                                         "netif_receive_skb_entry",
                                                         "netif_receive_skb_list_entry"},
                                                        true)} +
-                         functions("tcp+udp",
-                                   {"__netif_rx", "netif_rx", "napi_gro_receive", "netif_receive_skb"},
-                                   true),
+                         functions("tcp+udp", {},
+                                   {"__netif_rx", "netif_rx", "napi_gro_receive",
+                                    "netif_receive_skb"}),
                      true});
         t.push_back({NETLAT_STAGE_RX_DEVICE,
                      std::vector<HookCandidate>{tp_btf("tcp+udp", {"netif_receive_skb"})} +

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -27,6 +28,17 @@ namespace netlatd::test {
 std::string netlatd_path() { return NETLATD_PATH; }
 std::string netlat_load_path() { return NETLAT_LOAD_PATH; }
 std::string source_dir() { return NETLAT_SOURCE_DIR; }
+
+double time_scale() {
+    const char* text = std::getenv("NETLAT_TEST_TIME_SCALE");
+    if (!text || !*text) return 1;
+    char* end = nullptr;
+    const double scale = std::strtod(text, &end);
+    if (*end || !(scale >= 1))
+        throw std::runtime_error("NETLAT_TEST_TIME_SCALE: '" + std::string(text) +
+                                 "' is not a number >= 1");
+    return scale;
+}
 
 pid_t spawn_logged(std::vector<std::string> argv, const std::string& log_path) {
     const pid_t pid = fork();
@@ -203,6 +215,7 @@ std::set<int> bpf_ids_present(const std::string& kind) {
 
 Daemon::Daemon(const std::string& config_yaml, std::vector<std::string> extra_args,
                std::vector<std::string> wrapper, HealthProbe health_probe) {
+    const auto ready_timeout = std::chrono::duration<double>(20 * time_scale());
     if (!health_probe) {
         health_probe = [](int port) { return http_request("127.0.0.1", port, "/healthz"); };
     }
@@ -218,10 +231,14 @@ Daemon::Daemon(const std::string& config_yaml, std::vector<std::string> extra_ar
         argv.push_back("--config");
         argv.push_back(dir_ + "/netlatd.yaml");
     }
+    if (const char* mode = std::getenv("NETLAT_TEST_PROBE_MODE"); mode && *mode) {
+        argv.push_back("--probe-mode");
+        argv.push_back(mode);
+    }
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     std::string log_path = dir_ + "/netlatd.log";
     pid_ = spawn_logged(argv, log_path);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    const auto deadline = std::chrono::steady_clock::now() + ready_timeout;
     while (std::chrono::steady_clock::now() < deadline) {
         if (!running()) return;  // the test reads the exit status and log
         if (auto health = health_probe(port_)) {
@@ -233,7 +250,13 @@ Daemon::Daemon(const std::string& config_yaml, std::vector<std::string> extra_ar
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-    throw std::runtime_error("netlatd was not ready (/healthz 200) within 20 s: " + log());
+    // No destructor runs after a constructor throws: stop netlatd and remove its files here.
+    kill(pid_, SIGKILL);
+    waitpid(pid_, &status_, 0);
+    const std::string text = log();
+    run_command({"rm", "-rf", dir_});
+    throw std::runtime_error("netlatd was not ready (/healthz 200) within " +
+                             std::to_string(std::lround(ready_timeout.count())) + " s: " + text);
 }
 
 Daemon::~Daemon() {

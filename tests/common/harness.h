@@ -31,10 +31,18 @@ struct HttpAnswer {
 // Asks /healthz of the port; nullopt for no answer. The default is plain HTTP (http_request).
 using HealthProbe = std::function<std::optional<HttpAnswer>(int port)>;
 
+// NETLAT_TEST_TIME_SCALE (a number >= 1, default 1) multiplies the harness's time limits that a
+// slow machine can exceed (netlatd's ready timeout): the VM tier sets it for the paths tier under
+// qemu TCG (tests/vm/README.md). Message counts and every check stay as they are.
+double time_scale();
+
 // A netlatd child process. The constructor writes the config (if any) to a temporary file, starts
 // netlatd with --listen 127.0.0.1:<free port> (after `wrapper`, a command that execs its
 // arguments, if given), and waits until /healthz answers 200, i.e. netlatd is ready (or it exits),
 // asking with `health` if given (e.g. over TLS).
+// With NETLAT_TEST_PROBE_MODE set (auto, fentry, kprobe or tracepoint) every netlatd a test starts
+// gets `--probe-mode <it>` before `extra_args`: the VM tier runs the paths tier so in kprobe and
+// fentry modes (tests/vm/README.md). Unset or empty: the config's or netlatd's default mode.
 class Daemon {
 public:
     explicit Daemon(const std::string& config_yaml = "", std::vector<std::string> extra_args = {},

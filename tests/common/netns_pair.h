@@ -1,6 +1,6 @@
 // Test topologies in network namespaces the test creates and always removes: two namespaces
-// joined by a veth pair, and on it a bridge or a router namespace; UDP request/response traffic
-// between threads that enter them with setns().
+// joined by a veth pair (or by two NICs wired to each other), and on it a bridge or a router
+// namespace; UDP request/response traffic between threads that enter them with setns().
 #pragma once
 
 #include <arpa/inet.h>
@@ -12,7 +12,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -44,12 +47,20 @@ inline void enter_netns(const std::string& path) {
     if (!ok) throw std::runtime_error("setns " + path);
 }
 
+// Two network devices of the current namespace wired to each other (by name).
+struct Nics {
+    std::string a, b;
+};
+
 // ip netns nlt-<pid>-a (10.78.0.1/30 on veth nlt<pid>a) <-> nlt-<pid>-b (10.78.0.2/30 on
-// nlt<pid>b); a `tag` goes after the pid, for a second pair, and `subnet` replaces 10.78.0. The
-// destructor deletes both namespaces (the veth pair goes with them), on failure too.
+// nlt<pid>b); a `tag` goes after the pid, for a second pair, and `subnet` replaces 10.78.0. With
+// `nics`, those two devices move into the namespaces (renamed nlt<pid>a and nlt<pid>b) instead of
+// a new veth pair. The destructor deletes both namespaces, on failure too: a veth pair goes with
+// them, NICs go back to the initial namespace (keeping the new names).
 class NetnsPair {
   public:
-    explicit NetnsPair(const std::string& tag = "", const std::string& subnet = "10.78.0")
+    explicit NetnsPair(const std::string& tag = "", const std::string& subnet = "10.78.0",
+                       const Nics* nics = nullptr)
         : addr_a(subnet + ".1"), addr_b(subnet + ".2") {
         const std::string id = std::to_string(getpid()) + tag;
         ns_a = "nlt-" + id + "-a";
@@ -58,11 +69,14 @@ class NetnsPair {
         veth_b = "nlt" + id + "b";
         remove();  // leftovers of a killed run with the same pid
         try {
+            run_steps({{"ip", "netns", "add", ns_a}, {"ip", "netns", "add", ns_b}});
+            if (nics)
+                run_steps({{"ip", "link", "set", "dev", nics->a, "netns", ns_a, "name", veth_a},
+                           {"ip", "link", "set", "dev", nics->b, "netns", ns_b, "name", veth_b}});
+            else
+                run_steps({{"ip", "link", "add", veth_a, "netns", ns_a, "type", "veth", "peer",
+                            "name", veth_b, "netns", ns_b}});
             run_steps({
-                {"ip", "netns", "add", ns_a},
-                {"ip", "netns", "add", ns_b},
-                {"ip", "link", "add", veth_a, "netns", ns_a, "type", "veth", "peer", "name", veth_b,
-                 "netns", ns_b},
                 {"ip", "-n", ns_a, "addr", "add", addr_a + "/30", "dev", veth_a},
                 {"ip", "-n", ns_b, "addr", "add", addr_b + "/30", "dev", veth_b},
                 {"ip", "-n", ns_a, "link", "set", veth_a, "up"},
@@ -94,6 +108,33 @@ class NetnsPair {
     std::string ns_a, ns_b, veth_a, veth_b;
     std::string addr_a, addr_b;
 };
+
+// The NIC pair of the VM tier's paths guest (tests/vm/README.md): two virtio-net NICs on one qemu
+// hub, so that each frame one sends reaches the other, known by these MAC addresses.
+inline const std::vector<std::string> kNicPairMacs = {"52:54:00:4e:4c:01", "52:54:00:4e:4c:02"};
+
+// The names of the NIC pair's devices in the current namespace, if both are there with the
+// virtio_net driver. With `wait`, waits up to 10 s for them: a pair whose namespaces another test
+// process deleted comes back to the initial namespace a moment later.
+inline std::optional<Nics> virtio_nic_pair(bool wait) {
+    namespace fs = std::filesystem;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (true) {
+        std::vector<std::string> found(kNicPairMacs.size());
+        std::error_code ec;
+        for (const auto& dev : fs::directory_iterator("/sys/class/net", ec)) {
+            std::string mac = read_file(dev.path() / "address");
+            while (!mac.empty() && mac.back() == '\n') mac.pop_back();
+            const auto driver = fs::read_symlink(dev.path() / "device" / "driver", ec);
+            if (ec || driver.filename() != "virtio_net") continue;
+            for (size_t i = 0; i < kNicPairMacs.size(); i++)
+                if (mac == kNicPairMacs[i]) found[i] = dev.path().filename();
+        }
+        if (!found[0].empty() && !found[1].empty()) return Nics{found[0], found[1]};
+        if (!wait || std::chrono::steady_clock::now() > deadline) return std::nullopt;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+}
 
 // A bridge in namespace A with A's veth as its port (host -> bridge -> veth -> pod namespace B):
 // A's address moves from the veth to the bridge br0.

@@ -54,6 +54,8 @@ TEST(StageTable, EveryProgramItNamesIsInTheObjectWithItsKindAndTarget) {
     size_t checked = 0;
     for (const StageHooks& stage : stage_table()) {
         EXPECT_FALSE(stage.candidates.empty()) << "stage " << stage.stage;
+        // Alternative candidates of a stage may share an optional entry point (kernel_sendpage).
+        std::set<std::string> in_stage;
         for (const HookCandidate& c : stage.candidates) {
             EXPECT_FALSE(c.programs.empty()) << "stage " << stage.stage;
             for (const HookProgram& p : c.programs) {
@@ -63,7 +65,7 @@ TEST(StageTable, EveryProgramItNamesIsInTheObjectWithItsKindAndTarget) {
                 EXPECT_TRUE(sections_for(c.kind, p.target).count(it->second))
                     << p.program << ": section " << it->second << " does not match "
                     << mode_label(c.kind) << " " << p.target;
-                checked++;
+                if (in_stage.insert(p.program).second) checked++;
             }
         }
     }
@@ -73,7 +75,7 @@ TEST(StageTable, EveryProgramItNamesIsInTheObjectWithItsKindAndTarget) {
         EXPECT_EQ(it->second, "tp_btf/" + p.target);
         checked++;
     }
-    EXPECT_EQ(checked, programs.size()) << "a program is named twice in the table";
+    EXPECT_EQ(checked, programs.size()) << "a program is named by two stages";
 }
 
 TEST(StageTable, EveryProgramOfTheObjectIsNamedByTheTable) {

@@ -2,12 +2,13 @@
 # Build a busybox initramfs for the VM test.
 #
 # Usage: build-initramfs.sh -o OUT.cpio.gz -s GUEST_SCRIPT [-k KERNEL_ROOT] [-m MODULE]...
-#                           [-b BINARY]... [-f SRC:DST]...
+#                           [-b BINARY]... [-p BINARY]... [-f SRC:DST]...
 #   -o  output file (gzip-compressed newc cpio)
 #   -s  script run by /init inside the guest as `sh /guest/run.sh` (its output goes to the console)
 #   -k  unpacked kernel package root (from fetch-kernel.sh: KDIR); needed for -m
 #   -m  kernel module to load at boot (name, e.g. veth); dependencies are resolved with modinfo
 #   -b  binary to install as /bin/NAME, with its shared libraries (ldd) and the dynamic loader
+#   -p  the same, installed at its own absolute path (for a path compiled into another binary)
 #   -f  extra file copied to DST inside the guest (e.g. a config file)
 #
 # Guest layout and contract (see init below):
@@ -23,13 +24,14 @@ die() { echo "build-initramfs: error: $*" >&2; exit 1; }
 
 out="" script="" kroot=""
 mods=() bins=() files=()
-while getopts "o:s:k:m:b:f:" opt; do
+while getopts "o:s:k:m:b:p:f:" opt; do
   case $opt in
     o) out=$OPTARG ;;
     s) script=$OPTARG ;;
     k) kroot=$OPTARG ;;
     m) mods+=("$OPTARG") ;;
-    b) bins+=("$OPTARG") ;;
+    b) bins+=("$OPTARG:/bin/$(basename "$OPTARG")") ;;
+    p) bins+=("$OPTARG:$OPTARG") ;;
     f) files+=("$OPTARG") ;;
     *) die "bad option (see header of $0)" ;;
   esac
@@ -61,9 +63,10 @@ copy_file() {
 # "/lib64/ld-linux-x86-64.so.2 (addr)". Libraries keep their absolute paths, so the loader's
 # default search (and the binary's PT_INTERP) finds them without ld.so.cache.
 declare -A seen_libs=()
-for b in "${bins[@]}"; do
+for spec in "${bins[@]}"; do
+  b=${spec%%:*}
   [ -x "$b" ] || die "binary $b not found or not executable"
-  copy_file "$b" "/bin/$(basename "$b")"
+  copy_file "$b" "${spec#*:}"
   if ! ldd_out=$(ldd "$b" 2>&1); then
     case $ldd_out in
       *"not a dynamic executable"*) continue ;;

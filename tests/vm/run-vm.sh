@@ -2,7 +2,7 @@
 # Boot a kernel + initramfs under qemu-system-x86_64 with TCG and collect what the guest sends.
 #
 # Usage: run-vm.sh -k VMLINUZ -i INITRAMFS -o OUT_DIR [-t TIMEOUT_S] [-a "EXTRA APPEND"]
-#                  [-m MEM] [-c CPUS]
+#                  [-m MEM] [-c CPUS] [-q "EXTRA QEMU ARGUMENTS"]
 #
 # ttyS0 (console: kernel log, init and guest-script output) -> OUT_DIR/console.log
 # ttyS1 (results channel)                                    -> OUT_DIR/serial1.log
@@ -14,8 +14,8 @@ set -euo pipefail
 
 die() { echo "run-vm: error: $*" >&2; exit 2; }
 
-kernel="" initrd="" outdir="" tmo=900 append_extra="" mem=2G cpus=2
-while getopts "k:i:o:t:a:m:c:" opt; do
+kernel="" initrd="" outdir="" tmo=900 append_extra="" mem=2G cpus=2 qemu_extra=""
+while getopts "k:i:o:t:a:m:c:q:" opt; do
   case $opt in
     k) kernel=$OPTARG ;;
     i) initrd=$OPTARG ;;
@@ -24,6 +24,7 @@ while getopts "k:i:o:t:a:m:c:" opt; do
     a) append_extra=$OPTARG ;;
     m) mem=$OPTARG ;;
     c) cpus=$OPTARG ;;
+    q) qemu_extra=$OPTARG ;;
     *) die "bad option (see header of $0)" ;;
   esac
 done
@@ -63,8 +64,9 @@ fi
 
 start=$(date +%s.%N)
 # -accel tcg: /dev/kvm may exist but not run guests on the CI machines, so never use KVM.
+# shellcheck disable=SC2086 # -q is a list of arguments (e.g. the paths guest's NICs)
 "$QEMU" -accel tcg,thread=multi -cpu max -m "$mem" -smp "$cpus" \
-  -display none -monitor none -no-reboot \
+  -display none -monitor none -no-reboot $qemu_extra \
   -serial "file:$outdir/console.log" -serial "file:$outdir/serial1.log" \
   -kernel "$kernel" -initrd "$initrd" -append "$append" </dev/null &
 qemu_pid=$!

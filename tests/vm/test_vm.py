@@ -9,6 +9,8 @@ host (vmreport.py) and fail on any unmet acceptance check.
   test_vm.py --netlatd PATH --netlat-load PATH [--out DIR] [--report FILE]
   test_vm.py --selftest [--out DIR]   # harness self-test: no netlatd, proves boot, collection
                                       # and that kprobe/fentry/tp_btf/raw_tp/cgroup_skb attach
+  test_vm.py --paths BIN... --netlatd PATH [--modes "kprobe fentry"]
+                                      # the paths tier's GoogleTest cases in the guest, per mode
 Python 3 standard library only. Needs root only for nothing: qemu runs unprivileged with TCG.
 """
 
@@ -22,6 +24,16 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULES = ["veth", "sch_ingress", "cls_bpf", "act_bpf"]  # =m in the cloud kernel (see README)
+# The devices tests/paths builds (also =m); their dependencies (stp, llc, udp_tunnel, ...) follow.
+# virtio_pci and virtio_net drive the paths guest's NIC pair.
+PATHS_MODULES = ["veth", "macvlan", "vxlan", "bridge", "virtio_pci", "virtio_net"]
+# The paths guest's NIC pair (tests/paths/nic_test.cpp): two virtio-net NICs on one qemu hub, so
+# that each frame one sends reaches the other, with the MAC addresses the tests know them by
+# (kNicPairMacs in tests/common/netns_pair.h).
+NIC_PAIR_MACS = ["52:54:00:4e:4c:01", "52:54:00:4e:4c:02"]
+NIC_PAIR_QEMU = " ".join(f"-netdev hubport,id=nlt{i},hubid=0 "
+                         f"-device virtio-net-pci,netdev=nlt{i},mac={mac}"
+                         for i, mac in enumerate(NIC_PAIR_MACS))
 
 # Test config for netlatd: fine buckets (so interpolated medians are close) and a short drain
 # interval (so each run's observations are exported before the next scrape). Adapt the keys here
@@ -75,21 +87,30 @@ def fetch_kernel(cache):
     return info
 
 
-def build_initramfs(out, script, kdir, bins, files):
+def build_initramfs(out, script, kdir, bins, files, modules=MODULES, own_path_bins=()):
     cmd = [os.path.join(HERE, "build-initramfs.sh"), "-o", out, "-s", script, "-k", kdir]
-    for m in MODULES:
+    for m in modules:
         cmd += ["-m", m]
     for b in bins:
         cmd += ["-b", b]
+    for b in own_path_bins:
+        cmd += ["-p", b]
     for src, dst in files:
         cmd += ["-f", f"{src}:{dst}"]
     if subprocess.run(cmd).returncode != 0:
         fail("build-initramfs.sh failed (see above)")
 
 
-def run_vm(kinfo, initrd, out, timeout):
+def run_vm(kinfo, initrd, out, timeout, append="", need_boot=True, cpus=2, qemu_extra=""):
+    """Boots; fails the test on a timeout or no boot, unless need_boot is False (the caller
+    judges from what the guest sent)."""
     cmd = [os.path.join(HERE, "run-vm.sh"), "-k", kinfo["VMLINUZ"], "-i", initrd, "-o", out,
            "-t", str(timeout)]
+    if append:
+        cmd += ["-a", append]
+    cmd += ["-c", str(cpus)]
+    if qemu_extra:
+        cmd += ["-q", qemu_extra]
     t = time.monotonic()
     rc = subprocess.run(cmd).returncode
     wall = time.monotonic() - t
@@ -98,9 +119,9 @@ def run_vm(kinfo, initrd, out, timeout):
     m = re.search(r"@@VM-BOOTED uptime=(\S+)", serial)
     boot = float(m.group(1)) if m else None
     log(f"VM exit {rc}, wall {wall:.1f}s, guest init at {boot}s uptime")
-    if rc == 124:
+    if rc == 124 and need_boot:
         fail(f"the VM did not finish within {timeout}s (see {out}/console.log)")
-    if m is None:
+    if m is None and need_boot:
         fail(f"the guest never reached init (see {out}/console.log)")
     return rc, wall, boot
 
@@ -231,6 +252,79 @@ def full(args):
     print("test_vm: vm: 1 passed, 0 failed")
 
 
+def list_cases(binary):
+    """-> [GoogleTest filter] of every case of `binary` (--gtest_list_tests, on the host)."""
+    p = subprocess.run([binary, "--gtest_list_tests"], capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        fail(f"{binary} --gtest_list_tests failed: {p.stderr.strip()}")
+    cases, suite = [], None
+    for line in p.stdout.splitlines():
+        if not line.strip() or line.startswith("Running main()"):
+            continue
+        if not line.startswith(" "):
+            suite = line.split()[0]
+        else:
+            cases.append(suite + line.split()[0])
+    return cases
+
+
+def paths(args):
+    """The paths tier's cases (tests/paths) in the guest, one process each, in each mode."""
+    if not args.netlatd or not os.access(args.netlatd, os.X_OK):
+        fail(f"binary {args.netlatd!r} not found: build netlatd first")
+    for b in args.paths:
+        if not os.access(b, os.X_OK):
+            fail(f"test binary {b!r} not found: build the paths tier first")
+    out = os.path.abspath(args.out)
+    os.makedirs(out, exist_ok=True)
+    t_all = time.monotonic()
+    kinfo = fetch_kernel(args.cache)
+    case_file = os.path.join(out, "paths-cases.txt")
+    with open(case_file, "w") as f:
+        for b in args.paths:
+            for case in list_cases(b):
+                f.write(f"{os.path.basename(b)} {case}\n")
+    # The tests run the tools below (tests/common/netns_pair.h, tests/paths/paths.cpp); busybox
+    # has neither `ip netns` nor ethtool. netlatd goes to the path compiled into the tests.
+    tools = [shutil.which(t) or f"/usr/sbin/{t}" for t in ("ip", "ethtool", "bpftool")]
+    # One boot per mode: a guest kernel crash in one mode leaves the other's results whole.
+    rcs, walls = {}, []
+    for mode in args.modes.split():
+        mode_out = os.path.join(out, mode)
+        os.makedirs(mode_out, exist_ok=True)
+        pfile = os.path.join(mode_out, "params.sh")
+        with open(pfile, "w") as f:
+            f.write(f'MODES="{mode}"\nCASE_TIMEOUT={args.case_timeout}\n'
+                    f"TIME_SCALE={args.time_scale}\nNIC_PAIR=required\n")
+        initrd = os.path.join(mode_out, "initramfs.cpio.gz")
+        build_initramfs(initrd, os.path.join(HERE, "guest-paths.sh"), kinfo["KDIR"],
+                        list(args.paths) + tools,
+                        [(case_file, "/guest/paths-cases.txt"), (pfile, "/guest/params.sh")],
+                        modules=PATHS_MODULES, own_path_bins=[os.path.abspath(args.netlatd)])
+        # Kernel warnings and backtraces on the console (loglevel 5), and a CPU stuck in the
+        # kernel ends the run (a panic stops qemu) instead of running into the timeout: the report
+        # then names the case that was running and quotes the console.
+        # One vCPU: with two, attaching kprobes or fentry while the other vCPU runs the patched
+        # functions hung or crashed the guest within 4-16 cases (docs/KERNELS.md).
+        rcs[mode], wall, _ = run_vm(kinfo, initrd, mode_out, args.timeout,
+                                    append="loglevel=5 softlockup_panic=1", need_boot=False,
+                                    cpus=args.paths_cpus, qemu_extra=NIC_PAIR_QEMU)
+        walls.append(f"{mode} {wall:.0f} s")
+    vm_info = (f"{kinfo['KPKG']} {kinfo['KPKG_VERSION']} under qemu TCG, one boot per mode "
+               f"(VM wall: {', '.join(walls)}); netlatd forced to each mode with "
+               f"NETLAT_TEST_PROBE_MODE")
+    rrc = subprocess.run([sys.executable, os.path.join(HERE, "pathsreport.py"), out, "--cases",
+                          case_file, "--modes", args.modes, "--report", args.report,
+                          "--vm-info", vm_info]).returncode
+    log(f"report: {args.report}; total {time.monotonic() - t_all:.1f}s")
+    if rrc != 0:
+        fail(f"paths cases failed in the guest (see {args.report})")
+    for mode, rc in rcs.items():
+        if rc != 0:
+            fail(f"{mode}: guest script exit {rc} (see {out}/{mode}/console.log)")
+    print("test_vm: vm paths: 1 passed, 0 failed")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -239,10 +333,19 @@ def main():
     ap.add_argument("--bpf-object", help="netlatd's BPF object (netlat.bpf.o): each program is "
                     "also loaded alone in the guest and the verdicts go into the report")
     ap.add_argument("--selftest", action="store_true")
+    ap.add_argument("--paths", nargs="+", metavar="BIN",
+                    help="run these GoogleTest binaries of tests/paths in the guest per mode")
+    ap.add_argument("--case-timeout", type=int, default=300,
+                    help="--paths: seconds for one case in the guest")
+    ap.add_argument("--paths-cpus", type=int, default=1, help="--paths: guest vCPUs")
+    ap.add_argument("--time-scale", type=float, default=5,
+                    help="--paths: NETLAT_TEST_TIME_SCALE in the guest (netlatd's ready timeout, "
+                    "20 s on the host, times this)")
     ap.add_argument("--out", default="build/vm")
     ap.add_argument("--cache", default="build/vm-cache")
     ap.add_argument("--report", default="build/vm-report.md")
-    ap.add_argument("--modes", default="kprobe fentry tracepoint auto")
+    ap.add_argument("--modes", help='probe modes (default "kprobe fentry tracepoint auto", with '
+                    '--paths "kprobe fentry")')
     ap.add_argument("--count", type=int, default=1000, help="messages per netlat-load run")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds for the whole VM run")
     ap.add_argument("--accuracy", choices=("strict", "bracket"), default="strict",
@@ -255,7 +358,11 @@ def main():
     need_tools()
     if args.selftest:
         selftest(args)
+    elif args.paths:
+        args.modes = args.modes or "kprobe fentry"
+        paths(args)
     else:
+        args.modes = args.modes or "kprobe fentry tracepoint auto"
         full(args)
 
 
