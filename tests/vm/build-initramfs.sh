@@ -143,7 +143,9 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
-mount -t tmpfs tmpfs /tmp
+# The initramfs's own /tmp (already writable) stays when it holds files: binaries kept at their
+# host paths (the paths tier's netlatd, in a clone under /tmp) must not be hidden.
+[ -n "$(ls -A /tmp)" ] || mount -t tmpfs tmpfs /tmp
 mount -t tracefs tracefs /sys/kernel/tracing
 mount -t debugfs debugfs /sys/kernel/debug
 mount -t bpf bpf /sys/fs/bpf
