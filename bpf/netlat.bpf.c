@@ -210,46 +210,25 @@ static __always_inline void tx_socket_of(int btf, const struct socket *sock)
     tx_socket(btf, READ(btf, sock, sk), now);
 }
 
-SEC("kprobe/sock_sendmsg")
-int BPF_KPROBE(kp_sock_sendmsg, struct socket *sock)
-{
-    tx_socket_of(0, sock);
-    return 0;
-}
-SEC("fentry/sock_sendmsg")
-int BPF_PROG(fe_sock_sendmsg, struct socket *sock)
-{
-    tx_socket_of(1, sock);
-    return 0;
-}
-
-SEC("kprobe/__sock_sendmsg")
-int BPF_KPROBE(kp___sock_sendmsg, struct socket *sock)
-{
-    tx_socket_of(0, sock);
-    return 0;
-}
-SEC("fentry/__sock_sendmsg")
-int BPF_PROG(fe___sock_sendmsg, struct socket *sock)
-{
-    tx_socket_of(1, sock);
-    return 0;
-}
-
+/* The socket stage of a send, at a function whose first argument is the struct socket. */
+#define KPROBE_FENTRY_SOCKET(fn)                 \
+    SEC("kprobe/" #fn)                           \
+    int BPF_KPROBE(kp_##fn, struct socket *sock) \
+    {                                            \
+        tx_socket_of(0, sock);                   \
+        return 0;                                \
+    }                                            \
+    SEC("fentry/" #fn)                           \
+    int BPF_PROG(fe_##fn, struct socket *sock)   \
+    {                                            \
+        tx_socket_of(1, sock);                   \
+        return 0;                                \
+    }
+KPROBE_FENTRY_SOCKET(sock_sendmsg)
+KPROBE_FENTRY_SOCKET(__sock_sendmsg)
 /* Before 6.5, sendfile and splice to a socket go sock_sendpage -> kernel_sendpage ->
  * inet_sendpage -> tcp_sendpage, past __sock_sendmsg and tcp_sendmsg: each call sends one page. */
-SEC("kprobe/kernel_sendpage")
-int BPF_KPROBE(kp_kernel_sendpage, struct socket *sock)
-{
-    tx_socket_of(0, sock);
-    return 0;
-}
-SEC("fentry/kernel_sendpage")
-int BPF_PROG(fe_kernel_sendpage, struct socket *sock)
-{
-    tx_socket_of(1, sock);
-    return 0;
-}
+KPROBE_FENTRY_SOCKET(kernel_sendpage)
 
 SEC("kprobe/tcp_sendpage")
 int BPF_KPROBE(kp_tcp_sendpage, struct sock *sk, struct page *page, int offset, size_t size)
