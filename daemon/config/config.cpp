@@ -252,7 +252,7 @@ const Field kFields[] = {
      },
      [](const Config& c) { return flow_list(c.filters.netns); }},
     {"sampling",
-     [](const Value& v, Config& c) { c.sampling = v.integer(1, 65536); },
+     [](const Value& v, Config& c) { c.sampling = v.integer(1, kMaxSampling); },
      [](const Config& c) { return YAML::Node(c.sampling); }},
     {"budget", nullptr, nullptr},
     {"budget.cpu",

@@ -47,6 +47,8 @@ struct MapConfig {
     std::chrono::nanoseconds stale_after{std::chrono::seconds(5)};
     bool operator==(const MapConfig&) const = default;
 };
+constexpr uint32_t kMaxSampling = 65536;  // the sparsest flow sampling: 1 in this many
+
 // The overhead budget: the share of one CPU netlatd's BPF programs may take (0: no budget).
 struct BudgetConfig {
     double cpu = 0;

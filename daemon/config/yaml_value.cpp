@@ -134,6 +134,10 @@ std::string Value::scalar(std::string_view expected) const {
     return node_.Scalar();
 }
 
+void Value::fail_range(const std::string& text, const std::string& lo, const std::string& hi) const {
+    fail(printable(text) + " is out of range (allowed " + lo + ".." + hi + ")");
+}
+
 int64_t Value::integer(int64_t lo, int64_t hi) const {
     const std::string text = scalar("an integer");
     int64_t number = 0;
@@ -142,10 +146,8 @@ int64_t Value::integer(int64_t lo, int64_t hi) const {
     if (ptr != end || (ec != std::errc() && ec != std::errc::result_out_of_range)) {
         fail(quote(text) + " is not an integer");
     }
-    if (ec != std::errc() || number < lo || number > hi) {
-        fail(printable(text) + " is out of range (allowed " + std::to_string(lo) + ".." + std::to_string(hi) +
-             ")");
-    }
+    if (ec != std::errc() || number < lo || number > hi)
+        fail_range(text, std::to_string(lo), std::to_string(hi));
     return number;
 }
 
@@ -153,10 +155,8 @@ double Value::duration(double lo_seconds, double hi_seconds) const {
     const std::string text = scalar("a duration");
     const auto seconds = parse_duration_seconds(text);
     if (!seconds) fail(quote(text) + " is not a duration (" + std::string(kDurationForms) + ")");
-    if (*seconds < lo_seconds || *seconds > hi_seconds) {
-        fail(printable(text) + " is out of range (allowed " + format_duration(lo_seconds) + ".." +
-             format_duration(hi_seconds) + ")");
-    }
+    if (*seconds < lo_seconds || *seconds > hi_seconds)
+        fail_range(text, format_duration(lo_seconds), format_duration(hi_seconds));
     return *seconds;
 }
 
@@ -169,9 +169,10 @@ double Value::number(double lo, double hi) const {
         fail(quote(text) + " is not a number");
     }
     if (result < lo || result > hi) {
-        std::ostringstream range;
-        range << lo << ".." << hi;
-        fail(printable(text) + " is out of range (allowed " + range.str() + ")");
+        std::ostringstream low, high;
+        low << lo;
+        high << hi;
+        fail_range(text, low.str(), high.str());
     }
     return result;
 }

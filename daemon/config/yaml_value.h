@@ -85,6 +85,10 @@ class Value {
     std::vector<Value> list(size_t max_items) const;
 
   private:
+    // "TEXT is out of range (allowed LO..HI)", the one wording of every range check.
+    [[noreturn]] void fail_range(const std::string& text, const std::string& lo,
+                                 const std::string& hi) const;
+
     YAML::Node node_;
     std::string key_;
     const std::string& prefix_;

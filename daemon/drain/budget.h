@@ -5,11 +5,13 @@
 
 #include <cstdint>
 
+#include "daemon/config/config.h"
+
 namespace netlatd {
 
 class Budget {
   public:
-    static constexpr uint32_t kMaxEvery = 65536;
+    static constexpr uint32_t kMaxEvery = kMaxSampling;
 
     // cpu: the share of one CPU the programs may take (0 < cpu <= 1); min_every: the sampling the
     // config asks for (1 in N flows), which the budget only ever raises.
