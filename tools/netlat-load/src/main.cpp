@@ -89,6 +89,10 @@ int run(const Options& options, const sigset_t& signals) {
         server_address = topology->server().address;
     }
 
+    // Before the first message: packets that arrive before the kernel has turned RX timestamping
+    // on would have no stamp (see RxStampsLive).
+    RxStampsLive rx_stamps(2000);
+
     std::promise<std::uint16_t> port_promise;
     std::shared_future<std::uint16_t> port = port_promise.get_future().share();
     std::atomic<int> running{0};

@@ -3,7 +3,9 @@
 #include <linux/errqueue.h>
 #include <linux/net_tstamp.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -47,6 +49,44 @@ void enable_timestamping(int fd) {
 
 void enable_rx_timestamping(int fd) {
     set_tsflags(fd, SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE, "rx software");
+}
+
+RxStampsLive::RxStampsLive(int timeout_ms) {
+    fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) return;
+    enable_rx_timestamping(fd_);
+    sockaddr_in self{};
+    self.sin_family = AF_INET;
+    self.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof self;
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&self), len) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&self), &len) != 0) {
+        return;
+    }
+    const std::int64_t deadline = monotonic_ns() + std::int64_t{timeout_ms} * 1'000'000;
+    while (!live_ && monotonic_ns() < deadline) {
+        char byte = 0;
+        if (sendto(fd_, &byte, 1, 0, reinterpret_cast<sockaddr*>(&self), len) != 1) return;
+        pollfd p{fd_, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0) continue;
+        char control[CMSG_SPACE(sizeof(scm_timestamping))];
+        iovec iov{&byte, 1};
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        if (recvmsg(fd_, &msg, MSG_DONTWAIT) < 0) continue;
+        live_ = parse_rx_stamp(msg).has_value();
+        if (!live_) {
+            timespec pause{0, 1'000'000};
+            nanosleep(&pause, nullptr);
+        }
+    }
+}
+
+RxStampsLive::~RxStampsLive() {
+    if (fd_ >= 0) close(fd_);
 }
 
 std::optional<TxStamp> parse_tx_stamp(const msghdr& msg) {

@@ -52,6 +52,26 @@ void enable_timestamping(int fd);
 // RX stamps only: for a listening TCP socket, so stamps are on before the first segment arrives.
 void enable_rx_timestamping(int fd);
 
+// The kernel turns receive timestamping on for the whole host lazily: the first socket that asks
+// for it schedules a work item that flips a static key (net_enable_timestamp), and packets that
+// arrive before it runs carry no stamp. This holds one loopback UDP socket with RX stamps open for
+// its lifetime (so the key stays on between the run's sockets) and, at construction, sends itself
+// datagrams until one comes back stamped or timeout_ms passes. Where loopback is unusable (a
+// namespace with lo down) it waits for nothing.
+class RxStampsLive {
+  public:
+    explicit RxStampsLive(int timeout_ms);
+    ~RxStampsLive();
+    RxStampsLive(const RxStampsLive&) = delete;
+    RxStampsLive& operator=(const RxStampsLive&) = delete;
+    // Whether a stamped datagram came back.
+    bool live() const { return live_; }
+
+  private:
+    int fd_ = -1;
+    bool live_ = false;
+};
+
 // From one message read with MSG_ERRQUEUE: nullopt if it is not a software TX timestamp.
 std::optional<TxStamp> parse_tx_stamp(const msghdr& msg);
 // From one recvmsg() of data: the software RX stamp, if the kernel reported one.
