@@ -155,16 +155,92 @@ static __always_inline struct pending *pending_next(struct pending_walk *w, int 
     return *stop ? 0 : p;
 }
 
-/* Looks up an skb entry and checks it is fresh; counts stale ones. */
-static __always_inline struct skb_entry *skb_lookup(void *map, int map_id, __u64 key, int stage,
-                                                    __u64 now)
+/*
+ * The skb maps' per-CPU front. A packet's stages mostly run back to back on one CPU (send: network
+ * -> device -> driver in the sender's context; receive: driver -> device -> network -> transport
+ * -> socket in one softirq), so the packet being followed sits in a per-CPU slot, and the hash
+ * (keyed by skb address) holds only packets whose stages were interleaved with another's on that
+ * CPU (a qdisc that deferred it, a burst queued to the backlog, a task moved to another CPU): the
+ * next packet to start on the CPU moves the slot's one into the hash. A hit costs an array lookup
+ * instead of a hash insert, lookups and a delete. The skb-address protocol is the maps': an entry
+ * is found wherever it is, and forgotten in both.
+ * A program interrupted on its CPU, between finding the slot's entry and writing it, by one that
+ * starts another packet there (a softirq inside a process-context stage) writes into the other
+ * packet's entry: a rare wrong stage time, as with the per-CPU histogram increments.
+ */
+struct skb_front {
+    __u64 key; /* the skb address (0: empty) */
+    struct skb_entry e;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct skb_front);
+} tx_front SEC(".maps");
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct skb_front);
+} rx_front SEC(".maps");
+
+/* The arguments that name one direction's skb state, for the functions below. */
+#define TX_SKBS &tx_skb, NETLAT_MAP_TX_SKB, &tx_front
+#define RX_SKBS &rx_skb, NETLAT_MAP_RX_SKB, &rx_front
+
+static __always_inline struct skb_front *front_get(void *front)
 {
-    struct skb_entry *e = bpf_map_lookup_elem(map, &key);
+    __u32 zero = 0;
+    return bpf_map_lookup_elem(front, &zero);
+}
+
+/* The entry of the skb at `key`, if it is followed. */
+static __always_inline struct skb_entry *skb_find(void *map, int map_id, void *front, __u64 key)
+{
+    struct skb_front *f = front_get(front);
+    if (f && f->key == key) return &f->e;
+    return bpf_map_lookup_elem(map, &key);
+}
+
+/* Starts (or restarts) following the skb at `key` with *e, in the front. */
+static __always_inline void skb_keep(void *map, int map_id, void *front, __u64 key,
+                                     const struct skb_entry *e)
+{
+    struct skb_front *f = front_get(front);
+    if (!f) {
+        upsert(map, map_id, key, (void *)e);
+        return;
+    }
+    if (f->key != key) {
+        if (f->key) upsert_key(map, map_id, &f->key, &f->e); /* still on its way: to the hash */
+        /* what a packet freed where no hook sees it left at this address */
+        if (!bpf_map_delete_elem(map, &key)) count(NETLAT_CTR_MAP_DELETE(map_id));
+        f->key = key;
+    }
+    f->e = *e;
+}
+
+/* Stops following the skb at `key`. */
+static __always_inline void skb_forget(void *map, int map_id, void *front, __u64 key)
+{
+    struct skb_front *f = front_get(front);
+    if (f && f->key == key) {
+        f->key = 0;
+        return;
+    }
+    if (!bpf_map_delete_elem(map, &key)) count(NETLAT_CTR_MAP_DELETE(map_id));
+}
+
+/* Looks up an skb entry and checks it is fresh; counts stale ones. */
+static __always_inline struct skb_entry *skb_lookup(void *map, int map_id, void *front, __u64 key,
+                                                    int stage, __u64 now)
+{
+    struct skb_entry *e = skb_find(map, map_id, front, key);
     if (!e) return 0;
     if (now - e->ts_prev > cfg_stale_ns) {
         count_unmatched(segment_into(stage), NETLAT_UNMATCHED_STALE);
-        if (!bpf_map_delete_elem(map, &key))
-            count(NETLAT_CTR_MAP_DELETE(map_id));
+        skb_forget(map, map_id, front, key);
         return 0;
     }
     return e;

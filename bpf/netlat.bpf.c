@@ -25,7 +25,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 static __always_inline void skb_freed(const struct sk_buff *skb, int dropped)
 {
     __u64 key = (__u64)skb;
-    struct skb_entry *e = bpf_map_lookup_elem(&tx_skb, &key);
+    struct skb_entry *e = skb_find(TX_SKBS, key);
     if (e) {
         if (dropped) count_unmatched(segment_into(e->prev_stage + 1), NETLAT_UNMATCHED_DROPPED);
         else if (e->prev_stage == NETLAT_STAGE_TX_DEVICE && !e->untimed) {
@@ -39,9 +39,9 @@ static __always_inline void skb_freed(const struct sk_buff *skb, int dropped)
                 g->e = *e;
             }
         }
-        if (!bpf_map_delete_elem(&tx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_TX_SKB));
+        skb_forget(TX_SKBS, key);
     }
-    e = bpf_map_lookup_elem(&rx_skb, &key);
+    e = skb_find(RX_SKBS, key);
     if (e) {
         if (dropped && e->prev_stage < NETLAT_STAGE_RX_SOCKET) {
             count_unmatched(segment_into(e->prev_stage + 1), NETLAT_UNMATCHED_DROPPED);
@@ -54,7 +54,7 @@ static __always_inline void skb_freed(const struct sk_buff *skb, int dropped)
             }
             rx_delivered(e); /* it passed the layers as one skb, delivered to a local socket */
         }
-        if (!bpf_map_delete_elem(&rx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_SKB));
+        skb_forget(RX_SKBS, key);
     }
 }
 

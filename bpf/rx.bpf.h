@@ -34,8 +34,7 @@ static __always_inline void rx_start(int btf, const struct sk_buff *skb, int sta
     __u32 netns = netns_of_dev(btf, dev);
     if (!parse_l3(btf, skb, READ(btf, skb, data), &p) ||
         !flow_wanted(p.dst_port, p.src_port, netns) || !dev_wanted(dev)) {
-        if (stage == NETLAT_STAGE_RX_DRIVER && !bpf_map_delete_elem(&rx_skb, &key))
-            count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_SKB));
+        if (stage == NETLAT_STAGE_RX_DRIVER) skb_forget(RX_SKBS, key);
         return;
     }
     __u64 now = bpf_ktime_get_ns();
@@ -44,7 +43,7 @@ static __always_inline void rx_start(int btf, const struct sk_buff *skb, int sta
     e.ts_stage[stage - NETLAT_STAGE_RX_DRIVER] = now;
     e.lport = p.dst_port;
     if (stage == NETLAT_STAGE_RX_DRIVER) e.ts_first = now;
-    upsert(&rx_skb, NETLAT_MAP_RX_SKB, key, &e);
+    skb_keep(RX_SKBS, key, &e);
     count(NETLAT_CTR_STAGE(stage));
 }
 
@@ -59,7 +58,7 @@ static __always_inline void rx_driver(int btf, const struct sk_buff *skb)
 static __always_inline void rx_skb_stage(int btf, const struct sk_buff *skb, int stage)
 {
     __u64 now = bpf_ktime_get_ns();
-    struct skb_entry *e = skb_lookup(&rx_skb, NETLAT_MAP_RX_SKB, (__u64)skb, stage, now);
+    struct skb_entry *e = skb_lookup(RX_SKBS, (__u64)skb, stage, now);
     if (!e) {
         if (stage == NETLAT_STAGE_RX_DEVICE) rx_start(btf, skb, stage);
         return;
@@ -98,7 +97,7 @@ static __always_inline void rx_tcp_owned(int btf, const struct sock *sk, const s
 {
     __u64 key = (__u64)skb;
     struct skb_entry *e =
-        skb_lookup(&rx_skb, NETLAT_MAP_RX_SKB, key, NETLAT_STAGE_RX_QUEUED, bpf_ktime_get_ns());
+        skb_lookup(RX_SKBS, key, NETLAT_STAGE_RX_QUEUED, bpf_ktime_get_ns());
     if (!e || e->proto != NETLAT_PROTO_TCP) return;
     rx_delivered(e);
     const struct tcp_skb_cb *cb = (const struct tcp_skb_cb *)&skb->cb[0];
@@ -113,7 +112,7 @@ static __always_inline void rx_tcp_owned(int btf, const struct sock *sk, const s
             pending_push(r, PENDING_RX_SEGMENT, &p);
         }
     }
-    if (!bpf_map_delete_elem(&rx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_SKB));
+    skb_forget(RX_SKBS, key);
 }
 
 /* queued stage, TCP: everything up to rcv_nxt is on the receive queue and the reader is woken. */
@@ -177,7 +176,7 @@ static long position_datagram(__u32 i, void *unused)
     __u32 idx = c->n - 1 - i;
     if (idx >= UDP_QUEUE_WALK) return 1;
     __u64 key = c->found[idx];
-    struct skb_entry *e = bpf_map_lookup_elem(&rx_skb, &key);
+    struct skb_entry *e = skb_find(RX_SKBS, key);
     if (!e) {
         struct rx_segmented *g = bpf_map_lookup_elem(&rx_gso, &zero);
         if (!g || g->e.lport != c->lport || c->now - g->ts > TX_GSO_WAIT_NS) return 0;
@@ -194,7 +193,7 @@ static long position_datagram(__u32 i, void *unused)
     struct pending d = {.t0 = e->ts_first, .t1 = e->ts_prev, .t2 = c->now, .netns = e->netns,
                         .family = e->family};
     upsert_key(&pending, NETLAT_MAP_PENDING, &k, &d);
-    if (!bpf_map_delete_elem(&rx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_SKB));
+    skb_forget(RX_SKBS, key);
     return 0;
 }
 
@@ -217,7 +216,7 @@ static __always_inline void rx_queued_udp(int btf, const struct sock *sk, __u64 
         __u64 key = (__u64)skb;
         if (key == last) {
             /* The same skb, unless a tracked datagram now lives at that address. */
-            struct skb_entry *e = bpf_map_lookup_elem(&rx_skb, &key);
+            struct skb_entry *e = skb_find(RX_SKBS, key);
             if (!e || e->ts_prev == last_ts) break;
         }
         c->found[i] = key;

@@ -211,8 +211,7 @@ static __always_inline void tx_join(int btf, const struct sk_buff *skb, int stag
     if (!flow_wanted(p.src_port, p.dst_port, netns) ||
         (cfg_n_ifaces && !dev_wanted(skb_out_dev(btf, skb))) ||
         (p.proto == NETLAT_PROTO_TCP && !p.payload)) {
-        __u64 key = (__u64)skb;
-        if (!bpf_map_delete_elem(&tx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_TX_SKB));
+        skb_forget(TX_SKBS, (__u64)skb);
         return;
     }
 
@@ -224,7 +223,7 @@ static __always_inline void tx_join(int btf, const struct sk_buff *skb, int stag
         if ((__s32)(p.seq - BPF_CORE_READ(tp, snd_nxt)) < 0) {
             count_unmatched(segment_into(stage), NETLAT_UNMATCHED_RETRANSMIT);
             e.untimed = 1;
-            upsert(&tx_skb, NETLAT_MAP_TX_SKB, (__u64)skb, &e);
+            skb_keep(TX_SKBS, (__u64)skb, &e);
             return;
         }
         struct sock_state *r =
@@ -249,14 +248,14 @@ static __always_inline void tx_join(int btf, const struct sk_buff *skb, int stag
             count_unmatched(segment_into(stage), NETLAT_UNMATCHED_NO_START);
     }
     count(NETLAT_CTR_STAGE(stage));
-    upsert(&tx_skb, NETLAT_MAP_TX_SKB, (__u64)skb, &e);
+    skb_keep(TX_SKBS, (__u64)skb, &e);
 }
 
 /* device stage: __dev_queue_xmit, before the qdisc. */
 static __always_inline void tx_device(int btf, const struct sk_buff *skb)
 {
     __u64 now = bpf_ktime_get_ns();
-    struct skb_entry *e = skb_lookup(&tx_skb, NETLAT_MAP_TX_SKB, (__u64)skb, NETLAT_STAGE_TX_DEVICE, now);
+    struct skb_entry *e = skb_lookup(TX_SKBS, (__u64)skb, NETLAT_STAGE_TX_DEVICE, now);
     if (!e)
         tx_join(btf, skb, NETLAT_STAGE_TX_DEVICE, now);
     else if (e->prev_stage < NETLAT_STAGE_TX_DEVICE)
@@ -301,14 +300,14 @@ static __always_inline void tx_driver(int btf, const struct sk_buff *skb)
 {
     __u64 now = bpf_ktime_get_ns();
     __u64 key = (__u64)skb;
-    struct skb_entry *e = skb_lookup(&tx_skb, NETLAT_MAP_TX_SKB, key, NETLAT_STAGE_TX_DRIVER, now);
+    struct skb_entry *e = skb_lookup(TX_SKBS, key, NETLAT_STAGE_TX_DRIVER, now);
     if (!e) {
         tx_driver_segment(btf, skb, now);
         return;
     }
     if (dev_is_stacked(btf, READ(btf, skb, dev))) return;
     tx_driven(e, now);
-    if (!bpf_map_delete_elem(&tx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_TX_SKB));
+    skb_forget(TX_SKBS, key);
 }
 
 
