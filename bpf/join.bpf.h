@@ -51,6 +51,24 @@ struct {
  * TCP joins walk from the oldest position while items end at or before the sequence that passes
  * them, so any backlog (up to the size of `pending`) is measured whole, oldest first.
  */
+enum pending_kind { PENDING_RX_DGRAM, PENDING_RX_SEGMENT, PENDING_TX_CALL };
+struct pending {
+    __u64 t0;  /* tx: socket stage; rx: driver stage */
+    __u64 t1;  /* tx: transport stage; rx: the last stage before the socket took it */
+    __u64 t2;  /* rx: queued stage */
+    __u32 end; /* TCP: end sequence */
+    __u32 netns;
+    __u8 family;
+    __u8 pad[3];
+    __u32 slot_pos; /* in a socket's own slots: its position + 1 (0: the slot is free) */
+};
+
+/* Pending items a socket holds in its own state, by position modulo this; the rest (a deeper
+ * backlog, or a position whose slot is still taken) go to the `pending` map. Only send calls use
+ * them: their pushes (tcp_sendmsg) and takes (the transmit path) all run under the socket's lock,
+ * so the slots need no atomic claim. */
+#define SOCK_SLOTS 4
+
 struct sock_state {
     __u64 owner;    /* the socket's inode: a socket reallocated at the same address starts afresh */
     __u64 id;       /* its pending items' key: the inode, or a unique number for state made before
@@ -61,6 +79,7 @@ struct sock_state {
     __u32 tail;     /* TCP: the oldest position not yet joined (tx: to a packet; rx: to a read) */
     __u32 queued;   /* TCP rx: the oldest position not yet queued */
     __u32 netns;
+    struct pending slots[SOCK_SLOTS]; /* tx: pending calls (see SOCK_SLOTS) */
 };
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -75,20 +94,10 @@ struct {
     __type(value, struct sock_state);
 } rx_ring SEC(".maps");
 
-enum pending_kind { PENDING_RX_DGRAM, PENDING_RX_SEGMENT, PENDING_TX_CALL };
 struct pending_key {
     __u64 owner; /* sock_state.id */
     __u32 pos;
     __u32 kind;
-};
-struct pending {
-    __u64 t0;  /* tx: socket stage; rx: driver stage */
-    __u64 t1;  /* tx: transport stage; rx: the last stage before the socket took it */
-    __u64 t2;  /* rx: queued stage */
-    __u32 end; /* TCP: end sequence */
-    __u32 netns;
-    __u8 family;
-    __u8 pad[7];
 };
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -122,6 +131,15 @@ static __always_inline struct sock_state *sock_state_get(int btf, void *map, int
  * owns the socket): the item is in the map before the head moves past it. */
 static __always_inline void pending_push(struct sock_state *r, int kind, struct pending *p)
 {
+    if (kind == PENDING_TX_CALL) {
+        struct pending *s = &r->slots[r->head & (SOCK_SLOTS - 1)];
+        if (!s->slot_pos) {
+            *s = *p;
+            s->slot_pos = r->head + 1;
+            r->head++;
+            return;
+        }
+    }
     struct pending_key k = {.owner = r->id, .pos = r->head, .kind = kind};
     upsert_key(&pending, NETLAT_MAP_PENDING, &k, p);
     r->head = k.pos + 1;
