@@ -64,9 +64,9 @@ struct pending {
 };
 
 /* Pending items a socket holds in its own state, by position modulo this; the rest (a deeper
- * backlog, or a position whose slot is still taken) go to the `pending` map. Only send calls use
- * them: their pushes (tcp_sendmsg) and takes (the transmit path) all run under the socket's lock,
- * so the slots need no atomic claim. */
+ * backlog, or a position whose slot is still taken) go to the `pending` map. A slot costs no map
+ * operation; it is claimed and taken with compare-and-swap, as readers and writers of a socket's
+ * receive items run on different CPUs. */
 #define SOCK_SLOTS 4
 
 struct sock_state {
@@ -79,7 +79,7 @@ struct sock_state {
     __u32 tail;     /* TCP: the oldest position not yet joined (tx: to a packet; rx: to a read) */
     __u32 queued;   /* TCP rx: the oldest position not yet queued */
     __u32 netns;
-    struct pending slots[SOCK_SLOTS]; /* tx: pending calls (see SOCK_SLOTS) */
+    struct pending slots[SOCK_SLOTS]; /* the first pending items (see SOCK_SLOTS) */
 };
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -127,27 +127,47 @@ static __always_inline struct sock_state *sock_state_get(int btf, void *map, int
     return bpf_map_lookup_elem(map, &key);
 }
 
-/* Appends a TCP item (single writer per socket and direction: the socket lock, or the softirq that
- * owns the socket): the item is in the map before the head moves past it. */
-static __always_inline void pending_push(struct sock_state *r, int kind, struct pending *p)
+#define SLOT_FILLING 0xffffffffu /* slot_pos of a slot being written */
+
+/* Puts an item at position pos of a socket: in the socket's slot for it when that is free, else in
+ * the pending map. A slot is claimed (compare-and-swap from free), written, then published with
+ * its position, so a reader on another CPU never sees half an item. */
+static __always_inline void pending_put(struct sock_state *r, int kind, __u32 pos, struct pending *p)
 {
-    if (kind == PENDING_TX_CALL) {
-        struct pending *s = &r->slots[r->head & (SOCK_SLOTS - 1)];
-        if (!s->slot_pos) {
-            *s = *p;
-            s->slot_pos = r->head + 1;
-            r->head++;
-            return;
-        }
+    struct pending *s = &r->slots[pos & (SOCK_SLOTS - 1)];
+    if (!s->slot_pos && __sync_val_compare_and_swap(&s->slot_pos, 0, SLOT_FILLING) == 0) {
+        p->slot_pos = SLOT_FILLING;
+        *s = *p;
+        __sync_lock_test_and_set(&s->slot_pos, pos + 1);
+        return;
     }
-    struct pending_key k = {.owner = r->id, .pos = r->head, .kind = kind};
+    struct pending_key k = {.owner = r->id, .pos = pos, .kind = kind};
     upsert_key(&pending, NETLAT_MAP_PENDING, &k, p);
-    r->head = k.pos + 1;
 }
 
-/* Takes an item out; 0 if another CPU took it first (or it was evicted). */
-static __always_inline int pending_take(struct pending_key *k)
+/* Appends a TCP item (single writer per socket and direction: the socket lock, or the softirq that
+ * owns the socket): the item is in place before the head moves past it. */
+static __always_inline void pending_push(struct sock_state *r, int kind, struct pending *p)
 {
+    __u32 pos = r->head;
+    pending_put(r, kind, pos, p);
+    r->head = pos + 1;
+}
+
+/* The item at k's position of socket r, wherever it is (*in_slot: in the socket's own slot). */
+static __always_inline struct pending *pending_find(struct sock_state *r, struct pending_key *k,
+                                                    int *in_slot)
+{
+    struct pending *s = &r->slots[k->pos & (SOCK_SLOTS - 1)];
+    *in_slot = s->slot_pos == k->pos + 1;
+    return *in_slot ? s : bpf_map_lookup_elem(&pending, k);
+}
+
+/* Takes out an item pending_find gave (copy what is needed first); 0 if another CPU took it first
+ * (or it was evicted). */
+static __always_inline int pending_take(struct pending_key *k, struct pending *p, int in_slot)
+{
+    if (in_slot) return __sync_val_compare_and_swap(&p->slot_pos, k->pos + 1, 0) == k->pos + 1;
     if (bpf_map_delete_elem(&pending, k)) return 0;
     count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_PENDING));
     return 1;
@@ -160,15 +180,16 @@ struct pending_walk {
     __u32 head;
     __u32 seq; /* the sequence the walk goes up to */
     __u64 now;
+    struct sock_state *r; /* the socket's state */
 };
 
 /* The item at the walk's position, if any (evicted ones are passed over); *stop when the walk is
  * over: the head is reached, or the item ends after the walk's sequence. */
-static __always_inline struct pending *pending_next(struct pending_walk *w, int *stop)
+static __always_inline struct pending *pending_next(struct pending_walk *w, int *stop, int *in_slot)
 {
     *stop = w->k.pos == w->head;
     if (*stop) return 0;
-    struct pending *p = bpf_map_lookup_elem(&pending, &w->k);
+    struct pending *p = pending_find(w->r, &w->k, in_slot);
     *stop = p && !seq_before_eq(p->end, w->seq);
     return *stop ? 0 : p;
 }

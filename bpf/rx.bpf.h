@@ -119,8 +119,8 @@ static __always_inline void rx_tcp_owned(int btf, const struct sock *sk, const s
 static long queue_segment(__u32 i, void *ctx)
 {
     struct pending_walk *w = ctx;
-    int stop;
-    struct pending *p = pending_next(w, &stop);
+    int stop, in_slot;
+    struct pending *p = pending_next(w, &stop, &in_slot);
     if (stop) return 1;
     if (p && !p->t2) {
         p->t2 = w->now;
@@ -140,7 +140,7 @@ static __always_inline void rx_queued_tcp(int btf, const struct sock *sk, __u64 
     struct pending_walk w = {.k = {.owner = r->id, .pos = from, .kind = PENDING_RX_SEGMENT},
                              .head = r->head,
                              .seq = BPF_CORE_READ((const struct tcp_sock *)sk, rcv_nxt),
-                             .now = now};
+                             .now = now, .r = r};
     loop(PENDING_WALK_MAX, queue_segment, &w);
     r->queued = w.k.pos;
 }
@@ -152,7 +152,7 @@ static __always_inline void rx_queued_tcp(int btf, const struct sock *sk, __u64 
 #define UDP_QUEUE_WALK 32
 struct udp_positions {
     __u64 found[UDP_QUEUE_WALK]; /* newest first */
-    __u64 owner, now, tail_ts;
+    __u64 now, tail_ts;
     __u16 lport;
     __u32 n, base;
 };
@@ -168,7 +168,11 @@ struct {
 
 /* One datagram of a wakeup, oldest first (a bpf_loop callback: verified once, not per iteration;
  * its context must be on the stack, so the state is found again in the per-CPU slot). */
-static long position_datagram(__u32 i, void *unused)
+struct udp_positions_ctx {
+    struct sock_state *r;
+};
+
+static long position_datagram(__u32 i, void *ctx)
 {
     __u32 zero = 0;
     struct udp_positions *c = bpf_map_lookup_elem(&udp_positions_scratch, &zero);
@@ -189,10 +193,9 @@ static long position_datagram(__u32 i, void *unused)
     record(NETLAT_SEG_RX_TRANSPORT_TO_QUEUED, NETLAT_PROTO_UDP, e->family, e->netns, c->now, e->ts_prev);
     record(NETLAT_SEG_RX_STACK, NETLAT_PROTO_UDP, e->family, e->netns, c->now, e->ts_first);
     count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_QUEUED));
-    struct pending_key k = {.owner = c->owner, .pos = c->base + i, .kind = PENDING_RX_DGRAM};
     struct pending d = {.t0 = e->ts_first, .t1 = e->ts_prev, .t2 = c->now, .netns = e->netns,
                         .family = e->family};
-    upsert_key(&pending, NETLAT_MAP_PENDING, &k, &d);
+    pending_put(((struct udp_positions_ctx *)ctx)->r, PENDING_RX_DGRAM, c->base + i, &d);
     skb_forget(RX_SKBS, key);
     return 0;
 }
@@ -228,12 +231,11 @@ static __always_inline void rx_queued_udp(int btf, const struct sock *sk, __u64 
     if (__sync_val_compare_and_swap(&r->last_skb, last, (__u64)tail) != last) return;
     c->n = n;
     c->base = __sync_fetch_and_add(&r->head, n);
-    c->owner = r->id;
     c->now = now;
     c->tail_ts = 0;
     c->lport = READ(btf, sk, __sk_common.skc_num);
-    int unused = 0;
-    loop(n, position_datagram, &unused);
+    struct udp_positions_ctx ctx = {.r = r};
+    loop(n, position_datagram, &ctx);
     r->last_ts = c->tail_ts;
 }
 
@@ -262,12 +264,12 @@ static __always_inline void rx_read_sample(__u8 proto, __u8 family, __u32 netns,
 static long read_segment(__u32 i, void *ctx)
 {
     struct pending_walk *w = ctx;
-    int stop;
-    struct pending *p = pending_next(w, &stop);
+    int stop, in_slot;
+    struct pending *p = pending_next(w, &stop, &in_slot);
     if (stop) return 1;
     if (p) {
         struct pending d = *p;
-        if (pending_take(&w->k))
+        if (pending_take(&w->k, p, in_slot))
             rx_read_sample(NETLAT_PROTO_TCP, d.family, d.netns, d.t0, d.t1, d.t2, w->now);
     }
     w->k.pos++;
@@ -286,7 +288,8 @@ static __always_inline void rx_socket_udp(int btf, const struct sock *sk)
     __u32 queued = READ(btf, sk, sk_receive_queue.qlen) +
                    BPF_CORE_READ((const struct udp_sock *)sk, reader_queue.qlen);
     struct pending_key k = {.owner = r->id, .pos = r->head - queued - 1, .kind = PENDING_RX_DGRAM};
-    struct pending *p = bpf_map_lookup_elem(&pending, &k);
+    int in_slot;
+    struct pending *p = pending_find(r, &k, &in_slot);
     if (!p) {
         /* Queued before netlatd started, untracked, or not positioned yet; under flow sampling
          * also a datagram of a flow left out, which cannot be told apart here: not counted then. */
@@ -295,7 +298,7 @@ static __always_inline void rx_socket_udp(int btf, const struct sock *sk)
         return;
     }
     struct pending d = *p;
-    if (!pending_take(&k)) return; /* a concurrent read on the socket took it */
+    if (!pending_take(&k, p, in_slot)) return; /* a concurrent read on the socket took it */
     __u64 now = bpf_ktime_get_ns();
     if (now - d.t0 > cfg_stale_ns)
         count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET, NETLAT_UNMATCHED_STALE);
@@ -320,7 +323,7 @@ static __always_inline void rx_socket(int btf, const struct sock *sk, int ret, i
     struct pending_walk w = {.k = {.owner = r->id, .pos = r->tail, .kind = PENDING_RX_SEGMENT},
                              .head = r->head,
                              .seq = BPF_CORE_READ((const struct tcp_sock *)sk, copied_seq),
-                             .now = bpf_ktime_get_ns()};
+                             .now = bpf_ktime_get_ns(), .r = r};
     loop(PENDING_WALK_MAX, read_segment, &w);
     r->tail = w.k.pos;
 }

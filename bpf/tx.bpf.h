@@ -161,34 +161,24 @@ static __always_inline void tx_call_joined(struct skb_entry *e, __u64 t_socket, 
 }
 
 
-/* The walk of a TCP packet over its socket's pending calls: those whose last byte it carries. The
- * socket's slots are walked in a copy (a bpf_loop callback sees only the caller's stack); the
- * slots it took are freed in the socket's state after the walk. */
+/* The walk of a TCP packet over its socket's pending calls: those whose last byte it carries. */
 struct tx_walk {
     struct pending_walk w;
     struct skb_entry e;
     int stage;
     __u32 start; /* the packet's first sequence */
-    struct pending slots[SOCK_SLOTS];
 };
 
 static long tx_join_call(__u32 i, void *ctx)
 {
     struct tx_walk *c = ctx;
-    if (c->w.k.pos == c->w.head) return 1;
-    struct pending *s = &c->slots[c->w.k.pos & (SOCK_SLOTS - 1)];
-    int in_slot = s->slot_pos == c->w.k.pos + 1;
-    struct pending *p = in_slot ? s : bpf_map_lookup_elem(&pending, &c->w.k);
-    if (p && !seq_before_eq(p->end, c->w.seq)) return 1; /* a call ending in a later packet */
+    int stop, in_slot;
+    struct pending *p = pending_next(&c->w, &stop, &in_slot); /* stops at a call ending in a later packet */
+    if (stop) return 1;
     if (p) {
         __u64 t0 = p->t0, t1 = p->t1;
         __u32 end = p->end;
-        int taken = 1;
-        if (in_slot)
-            s->slot_pos = 0;
-        else
-            taken = pending_take(&c->w.k);
-        if (taken) {
+        if (pending_take(&c->w.k, p, in_slot)) {
             if (seq_before_eq(end, c->start)) /* its packet went by unjoined */
                 count_unmatched(NETLAT_SEG_TX_TOTAL, NETLAT_UNMATCHED_COALESCED);
             else
@@ -240,13 +230,10 @@ static __always_inline void tx_join(int btf, const struct sk_buff *skb, int stag
             sock_state_get(btf, &tx_ring, NETLAT_MAP_TX_RING, sk, 0, NETLAT_SEG_TX_TRANSPORT_TO_NETWORK);
         if (r) {
             struct tx_walk c = {.w = {.k = {.owner = r->id, .pos = r->tail, .kind = PENDING_TX_CALL},
-                                      .head = r->head, .seq = p.seq + p.payload, .now = now},
+                                      .head = r->head, .seq = p.seq + p.payload, .now = now, .r = r},
                                 .e = e, .stage = stage, .start = p.seq};
-            __builtin_memcpy(c.slots, r->slots, sizeof(c.slots));
             loop(PENDING_WALK_MAX, tx_join_call, &c);
             r->tail = c.w.k.pos;
-            for (int i = 0; i < SOCK_SLOTS; i++)
-                if (!c.slots[i].slot_pos) r->slots[i].slot_pos = 0;
             e = c.e;
         }
         if (!e.n_calls) {
