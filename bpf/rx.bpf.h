@@ -179,7 +179,11 @@ static long position_datagram(__u32 i, void *ctx)
     if (!c) return 1;
     __u32 idx = c->n - 1 - i;
     if (idx >= UDP_QUEUE_WALK) return 1;
-    __u64 key = c->found[idx];
+    /* masked again, behind a barrier the compiler cannot see through: 6.1's verifier loses the
+     * bound above when idx is spilled to the stack */
+    __u64 at = idx;
+    barrier_var(at);
+    __u64 key = c->found[at & (UDP_QUEUE_WALK - 1)];
     struct skb_entry *e = skb_find(RX_SKBS, key);
     if (!e) {
         struct rx_segmented *g = bpf_map_lookup_elem(&rx_gso, &zero);
