@@ -393,3 +393,25 @@ extern int LINUX_KERNEL_VERSION __kconfig;
 RECVMSG_ENTRY_POINTS(tcp_recvmsg)
 RECVMSG_ENTRY_POINTS(udp_recvmsg)
 RECVMSG_ENTRY_POINTS(udpv6_recvmsg)
+
+/* splice from a TCP socket (tcp_splice_read -> tcp_read_sock) passes neither tcp_recvmsg nor
+ * sock_recv_length: the function modes take its return as the read. */
+SEC("kprobe/tcp_splice_read")
+int BPF_KPROBE(kp_tcp_splice_read, struct socket *sock)
+{
+    rx_call_enter(BPF_CORE_READ(sock, sk), 0);
+    return 0;
+}
+SEC("kretprobe/tcp_splice_read")
+int BPF_KRETPROBE(krp_tcp_splice_read, long ret)
+{
+    rx_call_return((int)ret);
+    return 0;
+}
+SEC("fexit/tcp_splice_read")
+int BPF_PROG(fx_tcp_splice_read, struct socket *sock, loff_t *ppos, struct pipe_inode_info *pipe,
+             size_t len, unsigned int flags, long ret)
+{
+    rx_socket(1, READ(1, sock, sk), (int)ret, 0);
+    return 0;
+}

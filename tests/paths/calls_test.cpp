@@ -88,6 +88,8 @@ class Calls : public ::testing::TestWithParam<bool> {
         const std::string first = tcp() ? "socket_to_transport" : "transport_to_network";
         const double timed = w.samples("tx", "total", proto());
         const double no_start = w.unmatched("tx", "no_start", first);
+        RecordProperty("tx_timed", static_cast<int>(timed));
+        RecordProperty("tx_no_start", static_cast<int>(no_start));
         EXPECT_LE(timed, kMessages * 1.01) << what << ": a call timed twice";
         EXPECT_GE(timed + no_start, kMessages * 0.99)
             << what << ": " << timed << " timed, " << no_start << " no_start at " << first
@@ -251,6 +253,8 @@ class TcpReads : public Calls {
         w.close();
         const double timed = w.samples("rx", "total", "tcp");
         const double counted = w.unmatched("rx", "unseen_read", "queued_to_socket");
+        RecordProperty("rx_timed", static_cast<int>(timed));
+        RecordProperty("rx_unseen_read", static_cast<int>(counted));
         const std::string where = what + ": " + std::to_string(static_cast<long>(timed)) +
                                   " timed, " + std::to_string(static_cast<long>(counted)) +
                                   " unseen_read; unmatched " + w.unmatched_summary("rx");
