@@ -140,12 +140,13 @@ const std::vector<StageHooks>& stage_table() {
         t.push_back({NETLAT_STAGE_RX_QUEUED,
                      functions("tcp+udp", {"sock_def_readable", "tcp_rcv_established"}) +
                          tp_btf("tcp+udp", {"sk_data_ready", "tcp_probe"})});
-        // splice from a TCP socket reads through tcp_splice_read, past tcp_recvmsg and
-        // sock_recv_length: the function modes hook it too; tracepoint mode counts what it took
+        // splice from a TCP socket reads through tcp_splice_read, and kTLS takes its records off
+        // TCP with tcp_read_done (6.0+), both past tcp_recvmsg: the function modes hook them too.
+        // Tracepoint mode has sock_recv_length for kTLS, and counts what a splice took
         // (unseen_read) at the socket's next read.
         t.push_back({NETLAT_STAGE_RX_SOCKET,
                      read_functions({"tcp_recvmsg", "udp_recvmsg", "udpv6_recvmsg"},
-                                    {"tcp_splice_read"}) +
+                                    {"tcp_splice_read", "tcp_read_done"}) +
                          tp_btf("tcp+udp", {"sock_recv_length"})});
         return t;
     }();
