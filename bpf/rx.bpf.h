@@ -261,9 +261,9 @@ static __always_inline void rx_read_sample(__u8 proto, __u8 family, __u32 netns,
 }
 
 /* socket stage, TCP: the reader has passed (copied_seq) the end of each pending segment taken. A
- * read takes the bytes [copied_seq - ret, copied_seq): a segment that ends before them was taken by
- * a read no hook sees (splice or another tcp_read_sock user, zero-copy receive), and is counted, not
- * timed by this later read. */
+ * read takes the bytes [copied_seq - ret, copied_seq): a segment that ends before them was taken
+ * by a read no hook sees (splice or another tcp_read_sock user, zero-copy receive), and is
+ * counted, not timed by this later read. */
 struct rx_read_walk {
     struct pending_walk w;
     __u32 first; /* the read's first byte */
@@ -333,9 +333,10 @@ static __always_inline void rx_socket(int btf, const struct sock *sk, int ret, i
     struct sock_state *r = rx_state(btf, sk, 0);
     if (!r) return;
     __u32 copied = BPF_CORE_READ((const struct tcp_sock *)sk, copied_seq);
-    struct rx_read_walk c = {.w = {.k = {.owner = r->id, .pos = r->tail, .kind = PENDING_RX_SEGMENT},
-                                   .head = r->head, .seq = copied, .now = bpf_ktime_get_ns(), .r = r},
-                             .first = copied - (__u32)ret};
+    struct rx_read_walk c = {
+        .w = {.k = {.owner = r->id, .pos = r->tail, .kind = PENDING_RX_SEGMENT},
+              .head = r->head, .seq = copied, .now = bpf_ktime_get_ns(), .r = r},
+        .first = copied - (__u32)ret};
     loop(PENDING_WALK_MAX, read_segment, &c);
     r->tail = c.w.k.pos;
 }

@@ -1,9 +1,9 @@
 // The system calls that send and read, across a veth pair: sendmmsg (each message is a send),
 // recvmmsg (each datagram a read), writev, sendfile, splice, io_uring send and recv (inline and in
-// io-wq workers). Calls that do not pass the send-syscall hook of tracepoint mode (sendfile, splice,
-// io_uring) are each timed or counted no_start at their first join, never timed from another call;
-// TCP reads no hook sees (splice from the socket, zero-copy receive) are counted unseen_read, never
-// timed by a later read (docs/SEMANTICS.md).
+// io-wq workers), kTLS. Calls that do not pass the send-syscall hook of tracepoint mode (sendfile,
+// splice, io_uring) are each timed or counted no_start at their first join, never timed from
+// another call; TCP reads no hook sees (splice from the socket, zero-copy receive) are timed where
+// a hook sees them or counted unseen_read, never timed by a later read (docs/SEMANTICS.md).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <liburing.h>
