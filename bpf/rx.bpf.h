@@ -179,7 +179,10 @@ static long position_datagram(__u32 i, void *ctx)
     if (!c) return 1;
     __u32 idx = c->n - 1 - i;
     if (idx >= UDP_QUEUE_WALK) return 1;
-    __u64 key = c->found[idx];
+    /* The mask (kept by the barrier) bounds the index again: 6.1's verifier lost the bound of a
+     * 32-bit index spilled before its check ("R2 unbounded memory access" in sock_def_readable). */
+    barrier_var(idx);
+    __u64 key = c->found[idx & (UDP_QUEUE_WALK - 1)];
     struct skb_entry *e = skb_find(RX_SKBS, key);
     if (!e) {
         struct rx_segmented *g = bpf_map_lookup_elem(&rx_gso, &zero);
