@@ -334,6 +334,7 @@ int BPF_PROG(fe_tcp_rcv_established, struct sock *sk, struct sk_buff *skb)
 struct rx_call {
     __u64 sk;
     __s32 flags;
+    __s32 len; /* the bytes read, for a function that returns none (tcp_read_done); else -1 */
 };
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -342,10 +343,10 @@ struct {
     __type(value, struct rx_call);
 } rx_thread SEC(".maps");
 
-static __always_inline void rx_call_enter(struct sock *sk, int flags)
+static __always_inline void rx_call_enter(struct sock *sk, int flags, int len)
 {
     __u64 id = bpf_get_current_pid_tgid();
-    struct rx_call c = {.sk = (__u64)sk, .flags = flags};
+    struct rx_call c = {.sk = (__u64)sk, .flags = flags, .len = len};
     bpf_map_update_elem(&rx_thread, &id, &c, BPF_ANY);
 }
 
@@ -354,7 +355,7 @@ static __always_inline void rx_call_return(int ret)
     __u64 id = bpf_get_current_pid_tgid();
     struct rx_call *c = bpf_map_lookup_elem(&rx_thread, &id);
     if (!c) return;
-    rx_socket(0, (const struct sock *)c->sk, ret, c->flags);
+    rx_socket(0, (const struct sock *)c->sk, c->len >= 0 ? c->len : ret, c->flags);
     bpf_map_delete_elem(&rx_thread, &id);
 }
 
@@ -371,7 +372,7 @@ extern int LINUX_KERNEL_VERSION __kconfig;
         /* become one load at a computed context offset, which the verifier refuses. */           \
         barrier_var(a4);                                                                          \
         barrier_var(a5);                                                                          \
-        rx_call_enter(sk, RECVMSG_HAS_NONBLOCK ? (int)a5 : (int)a4);                              \
+        rx_call_enter(sk, RECVMSG_HAS_NONBLOCK ? (int)a5 : (int)a4, -1);                          \
         return 0;                                                                                 \
     }                                                                                             \
     SEC("kretprobe/" #fn)                                                                         \
@@ -393,3 +394,47 @@ extern int LINUX_KERNEL_VERSION __kconfig;
 RECVMSG_ENTRY_POINTS(tcp_recvmsg)
 RECVMSG_ENTRY_POINTS(udp_recvmsg)
 RECVMSG_ENTRY_POINTS(udpv6_recvmsg)
+
+/* splice from a TCP socket (tcp_splice_read -> tcp_read_sock) passes neither tcp_recvmsg nor
+ * sock_recv_length: the function modes take its return as the read. */
+SEC("kprobe/tcp_splice_read")
+int BPF_KPROBE(kp_tcp_splice_read, struct socket *sock)
+{
+    rx_call_enter(BPF_CORE_READ(sock, sk), 0, -1);
+    return 0;
+}
+SEC("kretprobe/tcp_splice_read")
+int BPF_KRETPROBE(krp_tcp_splice_read, long ret)
+{
+    rx_call_return((int)ret);
+    return 0;
+}
+SEC("fexit/tcp_splice_read")
+int BPF_PROG(fx_tcp_splice_read, struct socket *sock, loff_t *ppos, struct pipe_inode_info *pipe,
+             size_t len, unsigned int flags, long ret)
+{
+    rx_socket(1, READ(1, sock, sk), (int)ret, 0);
+    return 0;
+}
+
+/* kTLS (6.0+) takes each record off TCP with tcp_read_done(sk, len) inside the application's read
+ * (tls_sw_recvmsg, a module function, past tcp_recvmsg): the function modes take it as the read of
+ * the record's segments (tracepoint mode has sock_recv_length at the read's return). */
+SEC("kprobe/tcp_read_done")
+int BPF_KPROBE(kp_tcp_read_done, struct sock *sk, size_t len)
+{
+    rx_call_enter(sk, 0, (int)len);
+    return 0;
+}
+SEC("kretprobe/tcp_read_done")
+int BPF_KRETPROBE(krp_tcp_read_done)
+{
+    rx_call_return(0);
+    return 0;
+}
+SEC("fexit/tcp_read_done")
+int BPF_PROG(fx_tcp_read_done, struct sock *sk, size_t len)
+{
+    rx_socket(1, sk, (int)len, 0);
+    return 0;
+}

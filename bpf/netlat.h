@@ -64,6 +64,7 @@
  * retransmit:  a TCP retransmission: kept out of first-transmission latency
  * coalesced:   more calls ended in one skb than an skb entry can carry (or one's skb was missed)
  * dropped:     the packet was freed (kfree_skb) before reaching the end stage
+ * unseen_read: TCP data taken by a read no hook sees (splice, zero-copy receive): not timed later
  * partial:     a TCP read ended inside a segment: the rest is joined when it is read
  */
 #define NETLAT_UNMATCHED_REASONS(X) \
@@ -71,7 +72,8 @@
     X(STALE, stale)                 \
     X(RETRANSMIT, retransmit)       \
     X(COALESCED, coalesced)         \
-    X(DROPPED, dropped)
+    X(DROPPED, dropped)             \
+    X(UNSEEN_READ, unseen_read)
 
 /* Correlation maps whose evictions are exported. X(enum name, BPF map name) */
 #define NETLAT_MAPS(X)          \

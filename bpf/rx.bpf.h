@@ -264,19 +264,31 @@ static __always_inline void rx_read_sample(__u8 proto, __u8 family, __u32 netns,
     count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_SOCKET));
 }
 
-/* socket stage, TCP: the reader has passed (copied_seq) the end of each pending segment taken. */
+/* socket stage, TCP: the reader has passed (copied_seq) the end of each pending segment taken. A
+ * read takes the bytes [copied_seq - ret, copied_seq): a segment that ends before them was taken
+ * by a read no hook sees (splice or another tcp_read_sock user, zero-copy receive), and is
+ * counted, not timed by this later read. */
+struct rx_read_walk {
+    struct pending_walk w;
+    __u32 first; /* the read's first byte */
+};
+
 static long read_segment(__u32 i, void *ctx)
 {
-    struct pending_walk *w = ctx;
+    struct rx_read_walk *c = ctx;
     int stop, in_slot;
-    struct pending *p = pending_next(w, &stop, &in_slot);
+    struct pending *p = pending_next(&c->w, &stop, &in_slot);
     if (stop) return 1;
     if (p) {
         struct pending d = *p;
-        if (pending_take(&w->k, p, in_slot))
-            rx_read_sample(NETLAT_PROTO_TCP, d.family, d.netns, d.t0, d.t1, d.t2, w->now);
+        if (pending_take(&c->w.k, p, in_slot)) {
+            if (seq_before_eq(d.end, c->first))
+                count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET, NETLAT_UNMATCHED_UNSEEN_READ);
+            else
+                rx_read_sample(NETLAT_PROTO_TCP, d.family, d.netns, d.t0, d.t1, d.t2, c->w.now);
+        }
     }
-    w->k.pos++;
+    c->w.k.pos++;
     return 0;
 }
 
@@ -324,12 +336,13 @@ static __always_inline void rx_socket(int btf, const struct sock *sk, int ret, i
     if (!ret) return;
     struct sock_state *r = rx_state(btf, sk, 0);
     if (!r) return;
-    struct pending_walk w = {.k = {.owner = r->id, .pos = r->tail, .kind = PENDING_RX_SEGMENT},
-                             .head = r->head,
-                             .seq = BPF_CORE_READ((const struct tcp_sock *)sk, copied_seq),
-                             .now = bpf_ktime_get_ns(), .r = r};
-    loop(PENDING_WALK_MAX, read_segment, &w);
-    r->tail = w.k.pos;
+    __u32 copied = BPF_CORE_READ((const struct tcp_sock *)sk, copied_seq);
+    struct rx_read_walk c = {
+        .w = {.k = {.owner = r->id, .pos = r->tail, .kind = PENDING_RX_SEGMENT},
+              .head = r->head, .seq = copied, .now = bpf_ktime_get_ns(), .r = r},
+        .first = copied - (__u32)ret};
+    loop(PENDING_WALK_MAX, read_segment, &c);
+    r->tail = c.w.k.pos;
 }
 
 

@@ -38,15 +38,21 @@ std::vector<HookCandidate> functions(std::string protocols, std::vector<std::str
     return {fentry, kprobe};
 }
 
-// Reads: fexit, or a kprobe and kretprobe pair, on each function.
-std::vector<HookCandidate> read_functions(std::vector<std::string> fns) {
+// Reads: fexit, or a kprobe and kretprobe pair, on each function; optional_fns where the kernel
+// has them.
+std::vector<HookCandidate> read_functions(std::vector<std::string> fns,
+                                          std::vector<std::string> optional_fns = {}) {
     HookCandidate fexit{HookKind::Fentry, "tcp+udp", {}, {}};
     HookCandidate kprobe{HookKind::Kprobe, "tcp+udp", {}, {}};
-    for (const auto& fn : fns) {
-        fexit.programs.push_back({"fx_" + fn, fn, false});
-        kprobe.programs.push_back({"kp_" + fn, fn, false});
-        kprobe.programs.push_back({"krp_" + fn, fn, false});
-    }
+    auto add = [&](const std::vector<std::string>& list, bool optional) {
+        for (const auto& fn : list) {
+            fexit.programs.push_back({"fx_" + fn, fn, optional});
+            kprobe.programs.push_back({"kp_" + fn, fn, optional});
+            kprobe.programs.push_back({"krp_" + fn, fn, optional});
+        }
+    };
+    add(fns, false);
+    add(optional_fns, true);
     return {fexit, kprobe};
 }
 
@@ -134,8 +140,13 @@ const std::vector<StageHooks>& stage_table() {
         t.push_back({NETLAT_STAGE_RX_QUEUED,
                      functions("tcp+udp", {"sock_def_readable", "tcp_rcv_established"}) +
                          tp_btf("tcp+udp", {"sk_data_ready", "tcp_probe"})});
+        // splice from a TCP socket reads through tcp_splice_read, and kTLS takes its records off
+        // TCP with tcp_read_done (6.0+), both past tcp_recvmsg: the function modes hook them too.
+        // Tracepoint mode has sock_recv_length for kTLS, and counts what a splice took
+        // (unseen_read) at the socket's next read.
         t.push_back({NETLAT_STAGE_RX_SOCKET,
-                     read_functions({"tcp_recvmsg", "udp_recvmsg", "udpv6_recvmsg"}) +
+                     read_functions({"tcp_recvmsg", "udp_recvmsg", "udpv6_recvmsg"},
+                                    {"tcp_splice_read", "tcp_read_done"}) +
                          tp_btf("tcp+udp", {"sock_recv_length"})});
         return t;
     }();

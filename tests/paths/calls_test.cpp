@@ -1,16 +1,29 @@
 // The system calls that send and read, across a veth pair: sendmmsg (each message is a send),
-// recvmmsg (each datagram a read), writev, sendfile, splice, io_uring send and recv. Calls that do
-// not pass the send-syscall hook of tracepoint mode (sendfile, splice, io_uring) are each timed or
-// counted no_start at their first join, never timed from another call (docs/SEMANTICS.md).
+// recvmmsg (each datagram a read), writev, sendfile, splice, io_uring send and recv (inline and in
+// io-wq workers), kTLS. Calls that do not pass the send-syscall hook of tracepoint mode (sendfile,
+// splice, io_uring) are each timed or counted no_start at their first join, never timed from
+// another call; TCP reads no hook sees (splice from the socket, zero-copy receive) are timed where
+// a hook sees them or counted unseen_read, never timed by a later read (docs/SEMANTICS.md).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <liburing.h>
+#include <linux/sockios.h>
+#include <linux/tls.h>
+#include <linux/tcp.h> /* struct tcp_zerocopy_receive with copybuf (glibc has the first one) */
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <thread>
 
 #include "paths.h"
 
@@ -20,6 +33,30 @@ namespace {
 
 constexpr int kMessages = 200;
 constexpr size_t kSize = 64;
+
+// The io-wq worker threads of this process ("iou-wrk-<pid>"), where io_uring runs the requests it
+// does not complete inline (IOSQE_ASYNC forces it).
+int io_workers() {
+    int n = 0;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+        std::ifstream comm(task.path() / "comm");
+        std::string name;
+        std::getline(comm, name);
+        n += name.rfind("iou-wrk-", 0) == 0;
+    }
+    return n;
+}
+
+// Waits until `fd` has `bytes` to read (SIOCINQ).
+void wait_readable(int fd, int bytes) {
+    for (int i = 0; i < 2000; i++) {
+        int queued = 0;
+        if (ioctl(fd, SIOCINQ, &queued) == 0 && queued >= bytes) return;
+        pollfd p{fd, POLLIN, 0};
+        poll(&p, 1, 1);
+    }
+    FAIL() << bytes << " bytes never arrived";
+}
 
 // A veth pair, netlatd on both namespaces, and a UDP or TCP flow from A to B, warmed up.
 class Calls : public ::testing::TestWithParam<bool> {
@@ -53,11 +90,48 @@ class Calls : public ::testing::TestWithParam<bool> {
         const std::string first = tcp() ? "socket_to_transport" : "transport_to_network";
         const double timed = w.samples("tx", "total", proto());
         const double no_start = w.unmatched("tx", "no_start", first);
+        RecordProperty("tx_timed", static_cast<int>(timed));
+        RecordProperty("tx_no_start", static_cast<int>(no_start));
         EXPECT_LE(timed, kMessages * 1.01) << what << ": a call timed twice";
         EXPECT_GE(timed + no_start, kMessages * 0.99)
             << what << ": " << timed << " timed, " << no_start << " no_start at " << first
             << "; unmatched " << w.unmatched_summary("tx");
         expect_joined(w, "rx", "total", proto(), kMessages, what);
+    }
+
+    // io_uring send and recv, each completed before the next message, with `sqe_flags` on every
+    // request. An IOSQE_ASYNC recv is submitted when its data is queued: the io-wq worker's
+    // non-blocking attempt then takes it (with nothing queued it would arm a poll, and the submitting
+    // thread would complete it). Returns the window and, in *workers, the io-wq threads seen.
+    Window io_uring_run(unsigned sqe_flags, int* workers) {
+        io_uring ring;
+        EXPECT_EQ(io_uring_queue_init(8, &ring, 0), 0);
+        std::vector<char> buf(kSize);
+        auto submit = [&](const std::function<void(io_uring_sqe*)>& prep) {
+            io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+            prep(sqe);
+            io_uring_sqe_set_flags(sqe, sqe_flags);
+            ASSERT_EQ(io_uring_submit(&ring), 1);
+            io_uring_cqe* cqe = nullptr;
+            ASSERT_EQ(io_uring_wait_cqe(&ring, &cqe), 0);
+            EXPECT_GT(cqe->res, 0) << "io_uring: " << cqe->res;
+            io_uring_cqe_seen(&ring, cqe);
+        };
+        Window w = run(
+            [&](int) {
+                submit([&](io_uring_sqe* s) {
+                    io_uring_prep_send(s, flow.tx, payload.data(), kSize, 0);
+                });
+            },
+            [&] {
+                wait_readable(flow.rx, kSize);
+                submit([&](io_uring_sqe* s) {
+                    io_uring_prep_recv(s, flow.rx, buf.data(), kSize, MSG_WAITALL);
+                });
+            });
+        *workers = io_workers();
+        io_uring_queue_exit(&ring);
+        return w;
     }
 
     NetnsPair pair;
@@ -135,35 +209,165 @@ TEST_P(Calls, SpliceIsTimedOrCountedNoStart) {
     expect_later_messages_join(d, flow);
 }
 
-// io_uring send and recv, each completed before the next message.
 TEST_P(Calls, IoUringSendAndRecv) {
-    io_uring ring;
-    ASSERT_EQ(io_uring_queue_init(8, &ring, 0), 0);
-    std::vector<char> buf(kSize);
-    auto submit = [&](const std::function<void(io_uring_sqe*)>& prep) {
-        prep(io_uring_get_sqe(&ring));
-        ASSERT_EQ(io_uring_submit(&ring), 1);
-        io_uring_cqe* cqe = nullptr;
-        ASSERT_EQ(io_uring_wait_cqe(&ring, &cqe), 0);
-        EXPECT_GT(cqe->res, 0) << "io_uring: " << cqe->res;
-        io_uring_cqe_seen(&ring, cqe);
-    };
-    Window w = run(
-        [&](int) {
-            submit(
-                [&](io_uring_sqe* s) { io_uring_prep_send(s, flow.tx, payload.data(), kSize, 0); });
-        },
-        [&] {
-            submit([&](io_uring_sqe* s) {
-                io_uring_prep_recv(s, flow.rx, buf.data(), kSize, MSG_WAITALL);
-            });
-        });
-    io_uring_queue_exit(&ring);
+    int workers = 0;
+    Window w = io_uring_run(0, &workers);
     expect_timed_or_no_start(w, "io_uring send / recv");
     expect_later_messages_join(d, flow);
 }
 
+// The same requests run by io-wq worker threads, which never enter a system call: tracepoint
+// mode's socket stage (sys_enter) never sees their sends, which are counted no_start; the function
+// modes time them from __sock_sendmsg in the worker. Their reads are joined in every mode.
+TEST_P(Calls, IoUringWorkersSendAndRecv) {
+    int workers = 0;
+    Window w = io_uring_run(IOSQE_ASYNC, &workers);
+    EXPECT_GT(workers, 0) << "no io-wq worker ran the requests";
+    expect_timed_or_no_start(w, "io_uring send / recv in io-wq workers");
+    expect_later_messages_join(d, flow);
+}
+
 INSTANTIATE_TEST_SUITE_P(Paths, Calls, ::testing::Bool(), proto_name);
+
+// TCP reads no hook sees: netlatd knows a TCP read by its hook (tcp_recvmsg, sock_recv_length),
+// which splice from a socket (tcp_splice_read -> tcp_read_sock) and zero-copy receive
+// (getsockopt TCP_ZEROCOPY_RECEIVE) do not pass. The segments such a read takes must not be timed
+// by the next read() of the socket, which here comes after a pause: they are counted unseen_read
+// at it (queued_to_socket); the read()s are timed.
+class TcpCalls : public Calls {
+  protected:
+    static constexpr auto kPause = std::chrono::milliseconds(50);
+
+    // Each round sends `bytes`, which `unseen` reads, then after the pause one message that
+    // read() takes.
+    void expect_unseen_reads_counted(size_t bytes, const std::function<void()>& unseen,
+                                     const std::string& what) {
+        const std::string message(bytes, 'z');
+        constexpr int kRounds = kMessages / 2;
+        Window w(d);
+        for (int i = 0; i < kRounds; i++) {
+            ASSERT_EQ(write(flow.tx, message.data(), bytes), static_cast<ssize_t>(bytes));
+            unseen();
+            std::this_thread::sleep_for(kPause);
+            ASSERT_EQ(write(flow.tx, payload.data(), kSize), static_cast<ssize_t>(kSize));
+            ASSERT_EQ(flow.receive(kSize), kSize) << "round " << i;
+        }
+        w.close();
+        const double timed = w.samples("rx", "total", "tcp");
+        const double counted = w.unmatched("rx", "unseen_read", "queued_to_socket");
+        RecordProperty("rx_timed", static_cast<int>(timed));
+        RecordProperty("rx_unseen_read", static_cast<int>(counted));
+        const std::string where = what + ": " + std::to_string(static_cast<long>(timed)) +
+                                  " timed, " + std::to_string(static_cast<long>(counted)) +
+                                  " unseen_read; unmatched " + w.unmatched_summary("rx");
+        EXPECT_GE(timed, kRounds * 0.99) << where;
+        EXPECT_LE(timed, kRounds * 2 * 1.01) << where;
+        EXPECT_GE(timed + counted, kRounds * 2 * 0.99) << where;
+        // A segment timed by the next read() waited the pause; a few long samples are a slow
+        // machine's stalls (qemu TCG), not that.
+        const double pause = std::chrono::duration<double>(kPause).count();
+        EXPECT_LE(w.samples_above("rx", "total", "tcp", pause / 2), kRounds * 0.05)
+            << where << ": segments taken unseen were timed by the next read()";
+        expect_later_messages_join(d, flow);
+    }
+};
+
+TEST_P(TcpCalls, SpliceToAPipeIsCountedUnseen) {
+    int pipe_fds[2];
+    ASSERT_EQ(pipe(pipe_fds), 0);
+    std::vector<char> buf(kSize);
+    expect_unseen_reads_counted(kSize, [&] {
+        ASSERT_EQ(splice(flow.rx, nullptr, pipe_fds[1], nullptr, kSize, 0),
+                  static_cast<ssize_t>(kSize));
+        ASSERT_EQ(read(pipe_fds[0], buf.data(), kSize), static_cast<ssize_t>(kSize));
+    }, "splice from the socket");
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+}
+
+// One page per round, received into a page mmap'ed from the socket. The kernel maps only pages
+// that TCP holds whole and alone (an skb frag of exactly one page, not part of a larger one):
+// loopback and veth give TCP its data in larger page fragments, so the mapping maps nothing and
+// the read falls back to a copy into the copy buffer, which tcp_zerocopy_receive makes itself
+// (tcp_recvmsg_locked, past tcp_recvmsg and sock_recv_length). Either way the read is unseen.
+TEST_P(TcpCalls, ZeroCopyReceiveIsCountedUnseen) {
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    void* region = mmap(nullptr, page, PROT_READ, MAP_SHARED, flow.rx, 0);
+    ASSERT_NE(region, MAP_FAILED) << "mmap of the TCP socket: " << std::strerror(errno);
+    std::vector<char> copy(page);
+    int mapped = 0, copied = 0;
+    auto receive = [&](bool with_copy) {
+        tcp_zerocopy_receive zc{};
+        zc.address = reinterpret_cast<uintptr_t>(region);
+        zc.length = static_cast<__u32>(page);
+        if (with_copy) {
+            zc.copybuf_address = reinterpret_cast<uintptr_t>(copy.data());
+            zc.copybuf_len = static_cast<__s32>(page);
+        }
+        socklen_t len = sizeof(zc);
+        EXPECT_EQ(getsockopt(flow.rx, IPPROTO_TCP, TCP_ZEROCOPY_RECEIVE, &zc, &len), 0)
+            << "TCP_ZEROCOPY_RECEIVE: " << std::strerror(errno);
+        return zc;
+    };
+    expect_unseen_reads_counted(page, [&] {
+        wait_readable(flow.rx, static_cast<int>(page));
+        if (receive(false).length == page) {
+            ++mapped;
+            return;
+        }
+        ASSERT_EQ(receive(true).copybuf_len, static_cast<__s32>(page)) << "no copy fallback";
+        ++copied;
+    }, "zero-copy receive");
+    munmap(region, page);
+    EXPECT_EQ(mapped + copied, kMessages / 2);
+    RecordProperty("pages_mapped", mapped);
+    RecordProperty("copy_fallbacks", copied);
+}
+
+// kTLS (TLS 1.2, AES-GCM-128, software crypto, a fixed test key): each write() is one record,
+// sent by the TLS layer under the call (tls_sw_sendmsg -> tls_push_record -> do_tcp_sendpages
+// before 6.5, tcp_sendmsg_locked since) and read by tls_sw_recvmsg. Each send is timed from its own
+// start or counted no_start; each read of a record is timed or counted. Kernels without kTLS
+// (CONFIG_TLS unset: no "tls" ULP) skip.
+TEST_P(TcpCalls, KtlsSendsAndReadsAreTimedOrCounted) {
+    tls12_crypto_info_aes_gcm_128 crypto{};
+    crypto.info.version = TLS_1_2_VERSION;
+    crypto.info.cipher_type = TLS_CIPHER_AES_GCM_128;
+    std::memset(crypto.key, 0x4b, sizeof(crypto.key));
+    std::memset(crypto.iv, 0x49, sizeof(crypto.iv));
+    std::memset(crypto.salt, 0x53, sizeof(crypto.salt));
+    if (setsockopt(flow.tx, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) != 0 && errno == ENOENT)
+        GTEST_SKIP() << "the kernel has no kTLS (TCP_ULP \"tls\": ENOENT; CONFIG_TLS)";
+    ASSERT_EQ(setsockopt(flow.rx, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")), 0)
+        << "TCP_ULP tls: " << std::strerror(errno);
+    ASSERT_EQ(setsockopt(flow.tx, SOL_TLS, TLS_TX, &crypto, sizeof(crypto)), 0)
+        << "TLS_TX: " << std::strerror(errno);
+    ASSERT_EQ(setsockopt(flow.rx, SOL_TLS, TLS_RX, &crypto, sizeof(crypto)), 0)
+        << "TLS_RX: " << std::strerror(errno);
+    Window w = run([&](int) {
+        ASSERT_EQ(write(flow.tx, payload.data(), kSize), static_cast<ssize_t>(kSize));
+    });
+    const double sent = w.samples("tx", "total", "tcp");
+    const double no_start = std::max(w.unmatched("tx", "no_start", "socket_to_transport"),
+                                     w.unmatched("tx", "no_start", "transport_to_network"));
+    const double read = w.samples("rx", "total", "tcp");
+    const double unseen = w.unmatched("rx", "unseen_read", "queued_to_socket");
+    RecordProperty("tx_timed", static_cast<int>(sent));
+    RecordProperty("tx_no_start", static_cast<int>(no_start));
+    RecordProperty("rx_timed", static_cast<int>(read));
+    RecordProperty("rx_unseen_read", static_cast<int>(unseen));
+    EXPECT_LE(sent, kMessages * 1.01) << "kTLS: a send timed twice";
+    EXPECT_GE(sent + no_start, kMessages * 0.99)
+        << "kTLS sends: " << sent << " timed, " << no_start << " no_start; unmatched "
+        << w.unmatched_summary("tx");
+    EXPECT_LE(read, kMessages * 1.01) << "kTLS: a record read twice";
+    EXPECT_GE(read + unseen, kMessages * 0.99)
+        << "kTLS reads: " << read << " timed, " << unseen << " unseen_read; unmatched "
+        << w.unmatched_summary("rx");
+    EXPECT_LT(w.longest_sample("rx"), w.seconds()) << "kTLS: a read timed from before the window";
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, TcpCalls, ::testing::Values(true), proto_name);
 
 // recvmmsg: 10 datagrams queued, then taken by one call; each is a read, joined once.
 TEST(Recvmmsg, EachDatagramIsARead) {

@@ -251,6 +251,19 @@ double Window::longest_sample(const std::string& dir) const {
     return longest;
 }
 
+double Window::samples_above(const std::string& dir, const std::string& segment,
+                             const std::string& proto, double seconds) const {
+    const std::map<std::string, std::string> m{
+        {"direction", dir}, {"segment", segment}, {"protocol", proto}};
+    auto at_or_below = [&](const std::vector<Sample>& s) {
+        double n = 0;  // the buckets are cumulative, in order of their bound
+        for (const auto& [le, count] : histogram_buckets(s, "netlatd_stack_latency_seconds", m))
+            if (le <= seconds) n = count;
+        return n;
+    };
+    return samples(dir, segment, proto) - (at_or_below(after_) - at_or_below(before_));
+}
+
 std::string Window::unmatched_summary(const std::string& dir) const {
     std::string out;
     for (const auto& s : after_) {

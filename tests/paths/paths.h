@@ -78,6 +78,9 @@ class Window {
     double program_runs(const std::string& program) const;
     // The largest bucket bound (s) holding a sample of any segment of `dir` (0: none).
     double longest_sample(const std::string& dir) const;
+    // Samples of `dir` `segment` for `proto` in buckets above `seconds`.
+    double samples_above(const std::string& dir, const std::string& segment,
+                         const std::string& proto, double seconds) const;
     // "segment/reason=n ..." for every unmatched counter of `dir` that moved.
     std::string unmatched_summary(const std::string& dir) const;
     double seconds() const { return seconds_; }

@@ -25,8 +25,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULES = ["veth", "sch_ingress", "cls_bpf", "act_bpf"]  # =m in the cloud kernel (see README)
 # The devices tests/paths builds (also =m); their dependencies (stp, llc, udp_tunnel, ...) follow.
-# virtio_pci and virtio_net drive the paths guest's NIC pair.
-PATHS_MODULES = ["veth", "macvlan", "vxlan", "bridge", "virtio_pci", "virtio_net"]
+# virtio_pci and virtio_net drive the paths guest's NIC pair; tls is kTLS, with the AES-GCM it
+# asks the crypto API for (ctr(aes) and ghash; the guest has no modprobe to load them on demand).
+PATHS_MODULES = ["veth", "macvlan", "vxlan", "bridge", "virtio_pci", "virtio_net", "ctr",
+                 "ghash_generic", "gcm", "tls"]
 # The paths guest's NIC pair (tests/paths/nic_test.cpp): two virtio-net NICs on one qemu hub, so
 # that each frame one sends reaches the other, with the MAC addresses the tests know them by
 # (kNicPairMacs in tests/common/netns_pair.h).
