@@ -65,7 +65,6 @@
  * coalesced:   more calls ended in one skb than an skb entry can carry (or one's skb was missed)
  * dropped:     the packet was freed (kfree_skb) before reaching the end stage
  * unseen_read: TCP data taken by a read no hook sees (splice, zero-copy receive): not timed later
- * partial:     a TCP read ended inside a segment: the rest is joined when it is read
  */
 #define NETLAT_UNMATCHED_REASONS(X) \
     X(NO_START, no_start)           \
