@@ -89,9 +89,9 @@ TEST(Devices, BridgeOverVeth) {
 // A -> router namespace R (ip_forward) -> B: R's forwarding is neither a send nor a receive, so
 // every rx per-skb segment has as many samples as skbs delivered locally (network_to_transport,
 // which forwarded packets never reach: UDP the messages at B, TCP those and B's ACKs at A), not
-// one more for each pass through R. The send's driver stamp is A's veth, as netlatd's tx total.
-// The kernel's receive stamp of a forwarded packet is taken in R (its netif_rx), and B's veth
-// keeps it, so it is no judge of the rx total at B.
+// one more for each pass through R. The kernel's stamps judge both ends: the send's driver stamp
+// is A's veth; a UDP packet's receive stamp taken in R is cleared when R's veth hands it to B's
+// namespace (skb_scrub_packet), so B's netif_rx stamps it again.
 TEST(Devices, ForwardedPacketsStayOutOfLocalDelivery) {
     RoutedPath path;
     const std::string a = NetnsPair::path(path.ns_a), b = NetnsPair::path(path.ns_b);
