@@ -26,24 +26,15 @@ namespace {
 
 constexpr int kMessages = 300;
 
-struct Measured {
-    Window w;
-    KernelMeans kernel;
-};
-
 // Pings `flow` kMessages times in a window after a warm-up (ARP, slow start) and checks both
 // directions' totals and, where `stamps` says they are comparable, netlatd's means against the
 // kernel's timestamps of the same messages.
 Measured measure(Daemon& d, Flow& flow, const std::string& what, KernelStamps stamps = kTxRx) {
     flow.ping(20);
-    flow.kernel_means();
-    Window w(d);
-    flow.ping(kMessages);
-    w.close();
-    const KernelMeans kernel = flow.kernel_means();
-    expect_each_message_joined(w, flow, kMessages, what);
-    expect_means_near_kernel(w, flow, kernel, stamps, what);
-    return {w, kernel};
+    Measured m = measure_messages(d, flow, kMessages);
+    expect_each_message_joined(m.w, flow, kMessages, what);
+    expect_means_near_kernel(m.w, flow, m.kernel, stamps, what);
+    return m;
 }
 
 // Receiving veth with GRO on and threaded NAPI: veth then delivers through its NAPI poll and
@@ -132,11 +123,12 @@ TEST_P(HostToPod, HostSendsAndPodReadsAreEachInTheirNamespace) {
         EXPECT_EQ(m.w.samples("rx", "total", proto, netns_inode(host)), 0)
             << what << ": the pod's reads counted in the host's namespace";
         if (tcp) continue;
-        // Each comparison fails when the kernel's mean is moved by twice its tolerance.
+        // Each comparison fails when the kernel's mean moves by 5 times its tolerance (when the
+        // real one passes, that is enough for a relative tolerance under 60%).
         for (KernelStamps which : {kTx, kRx}) {
             KernelMeans moved = m.kernel;
             double& mean = which == kTx ? moved.tx : moved.rx;
-            mean += 2 * kernel_mean_tolerance(mean);
+            mean += 5 * kernel_mean_tolerance(mean);
             EXPECT_NONFATAL_FAILURE(expect_means_near_kernel(m.w, flow, moved, which, what),
                                     "kernel");
         }

@@ -48,12 +48,9 @@ void expect_each_send_timed_once(const NetnsPair& pair, const std::string& serve
     // One-way messages: tx total against the send's TX_SOFTWARE stamp.
     Flow flow(false, NetnsPair::path(pair.ns_a), NetnsPair::path(pair.ns_b), server_addr);
     flow.ping(20);
-    flow.kernel_means();
-    Window w(d);
-    flow.ping(kMessages);
-    w.close();
+    const auto [w, kernel] = measure_messages(d, flow, kMessages);
     expect_joined(w, "tx", "total", "udp", kMessages, "one-way to " + server_addr);
-    expect_means_near_kernel(w, flow, flow.kernel_means(), kTx, "one-way to " + server_addr);
+    expect_means_near_kernel(w, flow, kernel, kTx, "one-way to " + server_addr);
     EXPECT_EQ(d.stop(), 0) << d.log();
 }
 
