@@ -1,7 +1,9 @@
 // The device paths a packet takes between namespaces: veth with GRO and threaded NAPI, a bridge,
-// a router namespace, and ICMP and ARP floods between the measured packets. Each test counts
-// netlatd's samples against the messages of a one-way flow (each sent, then read) and checks that
-// every miss is counted under a reason and that no sample is longer than the traffic.
+// a router namespace, a host -> pod leg from the initial namespace, and ICMP and ARP floods between
+// the measured packets. Each test counts netlatd's samples against the messages of a one-way flow
+// (each sent, then read) and checks that every miss is counted under a reason and that no sample is
+// longer than the traffic; outside the floods, netlatd's means are also checked against the
+// kernel's timestamps of the same messages (docs/SEMANTICS.md).
 #include <arpa/inet.h>
 #include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
