@@ -32,12 +32,15 @@ constexpr auto kSettle = std::chrono::milliseconds(350);  // > 3 drain intervals
 // The calling thread runs SCHED_FIFO while this lives, so that other processes do not preempt it
 // where the kernel's stamps and netlatd differ: between the application's clock and the system call
 // (a process taking the CPU there for a tick adds milliseconds to one message's kernel figure
-// only). Not for traffic that needs other threads to run between its messages (the floods).
+// only). Not for traffic that needs other threads to run between its messages (the floods), nor
+// under a NETLAT_TEST_TIME_SCALE above 1 (the one-vCPU qemu guest, where it starved the softirq and
+// timer work TCP needs: segments arrived twice).
 class RealtimeScheduling {
   public:
     RealtimeScheduling() {
         const sched_param fifo{1};
-        realtime_ = pthread_setschedparam(pthread_self(), SCHED_FIFO, &fifo) == 0;
+        realtime_ =
+            time_scale() == 1 && pthread_setschedparam(pthread_self(), SCHED_FIFO, &fifo) == 0;
     }
     ~RealtimeScheduling() {
         const sched_param other{0};

@@ -110,9 +110,9 @@ class Window {
     double seconds_ = 0;
 };
 
-// A window around `n` messages of `f` (ping(n, bytes, datagrams)), sent from a SCHED_FIFO thread so
-// that no other process preempts it between its clock and its calls, and the kernel's means of
-// those messages.
+// A window around `n` messages of `f` (ping(n, bytes, datagrams)), sent from a SCHED_FIFO thread
+// (time scale 1 only) so that no other process preempts it between its clock and its calls, and
+// the kernel's means of those messages.
 struct Measured {
     Window w;
     KernelMeans kernel;
