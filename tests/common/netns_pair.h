@@ -148,6 +148,52 @@ struct BridgedPair : NetnsPair {
     }
 };
 
+// The host leg of a container path: a veth pair from the initial (host) namespace, end nlth<pid>
+// (10.78.2.1/30), to namespace nlt-<pid>-pod, end nltp<pid> (10.78.2.2/30). With `bridged`, the
+// host end is a port of bridge nltb<pid> in the host namespace, which holds the address. The
+// destructor deletes the namespace (the veth pair goes with it) and the bridge, on failure too.
+class HostPodPair {
+  public:
+    explicit HostPodPair(bool bridged)
+        : ns_pod("nlt-" + std::to_string(getpid()) + "-pod"),
+          veth_host("nlth" + std::to_string(getpid())),
+          veth_pod("nltp" + std::to_string(getpid())),
+          bridge(bridged ? "nltb" + std::to_string(getpid()) : "") {
+        remove();  // leftovers of a killed run with the same pid
+        const std::string& host_dev = bridged ? bridge : veth_host;
+        try {
+            run_steps({{"ip", "netns", "add", ns_pod},
+                       {"ip", "link", "add", veth_host, "type", "veth", "peer", "name", veth_pod,
+                        "netns", ns_pod}});
+            if (bridged)
+                run_steps({{"ip", "link", "add", bridge, "type", "bridge"},
+                           {"ip", "link", "set", veth_host, "master", bridge},
+                           {"ip", "link", "set", bridge, "up"}});
+            run_steps({{"ip", "addr", "add", addr_host + "/30", "dev", host_dev},
+                       {"ip", "-n", ns_pod, "addr", "add", addr_pod + "/30", "dev", veth_pod},
+                       {"ip", "link", "set", veth_host, "up"},
+                       {"ip", "-n", ns_pod, "link", "set", veth_pod, "up"},
+                       {"ip", "-n", ns_pod, "link", "set", "lo", "up"}});
+        } catch (...) {
+            remove();
+            throw;
+        }
+    }
+    ~HostPodPair() { remove(); }
+    HostPodPair(const HostPodPair&) = delete;
+    HostPodPair& operator=(const HostPodPair&) = delete;
+
+    void remove() {
+        run_command({"ip", "netns", "del", ns_pod});
+        run_command({"ip", "link", "del", veth_host});  // if it never reached the namespace
+        if (!bridge.empty()) run_command({"ip", "link", "del", bridge});
+    }
+
+    static constexpr const char* kHostNetns = "/proc/self/ns/net";
+    const std::string ns_pod, veth_host, veth_pod, bridge;
+    const std::string addr_host = "10.78.2.1", addr_pod = "10.78.2.2";
+};
+
 // A -> router R (forwarding) -> B: `left` joins A (10.78.0.1) and R (10.78.0.2), `right` joins R
 // (10.78.1.1) and B (10.78.1.2); A and B route the other's subnet through R.
 struct RoutedPath {

@@ -1,8 +1,11 @@
 // The device paths a packet takes between namespaces: veth with GRO and threaded NAPI, a bridge,
-// a router namespace, and ICMP and ARP floods between the measured packets. Each test counts
-// netlatd's samples against the messages of a one-way flow (each sent, then read) and checks that
-// every miss is counted under a reason and that no sample is longer than the traffic.
+// a router namespace, a host -> pod leg from the initial namespace, and ICMP and ARP floods between
+// the measured packets. Each test counts netlatd's samples against the messages of a one-way flow
+// (each sent, then read) and checks that every miss is counted under a reason and that no sample is
+// longer than the traffic; outside the floods, netlatd's means are also checked against the
+// kernel's timestamps of the same messages (docs/SEMANTICS.md).
 #include <arpa/inet.h>
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
@@ -26,17 +29,14 @@ namespace {
 constexpr int kMessages = 300;
 
 // Pings `flow` kMessages times in a window after a warm-up (ARP, slow start) and checks both
-// directions' totals and, for UDP (unless `kernel_stamp` is false), the rx mean against the
-// kernel's receive timestamps.
-Window measure(Daemon& d, Flow& flow, const std::string& what, bool kernel_stamp = true) {
+// directions' totals and, where `stamps` says they are comparable, netlatd's means against the
+// kernel's timestamps of the same messages.
+Measured measure(Daemon& d, Flow& flow, const std::string& what, KernelStamps stamps = kTxRx) {
     flow.ping(20);
-    flow.kernel_rx_mean();
-    Window w(d);
-    flow.ping(kMessages);
-    w.close();
-    expect_each_message_joined(w, flow, kMessages, what);
-    if (!flow.tcp && kernel_stamp) expect_rx_mean_near_kernel(w, flow.kernel_rx_mean(), what);
-    return w;
+    Measured m = measure_messages(d, flow, kMessages);
+    expect_each_message_joined(m.w, flow, kMessages, what);
+    expect_means_near_kernel(m.w, flow, m.kernel, stamps, what);
+    return m;
 }
 
 // Receiving veth with GRO on and threaded NAPI: veth then delivers through its NAPI poll and
@@ -53,7 +53,7 @@ TEST(Devices, VethWithGroAndThreadedNapi) {
     for (bool tcp : {false, true}) {
         Flow flow(tcp, NetnsPair::path(pair.ns_a), NetnsPair::path(pair.ns_b), pair.addr_b);
         const std::string what = tcp ? "veth GRO/NAPI, TCP" : "veth GRO/NAPI, UDP";
-        Window w = measure(d, flow, what);
+        const Window w = measure(d, flow, what).w;
         // The rx driver stage ran from the GRO hook for (at least) each message.
         EXPECT_GE(w.program_runs("tp_napi_gro_receive_entry"), kMessages)
             << what << ": the packets did not take veth's NAPI/GRO path";
@@ -82,8 +82,9 @@ TEST(Devices, BridgeOverVeth) {
 // A -> router namespace R (ip_forward) -> B: R's forwarding is neither a send nor a receive, so
 // every rx per-skb segment has as many samples as skbs delivered locally (network_to_transport,
 // which forwarded packets never reach: UDP the messages at B, TCP those and B's ACKs at A), not
-// one more for each pass through R. The kernel's receive timestamp of a forwarded packet is
-// taken in R, so it is no judge of the rx total here.
+// one more for each pass through R. The kernel's stamps judge both ends: the send's driver stamp
+// is A's veth; a UDP packet's receive stamp taken in R is cleared when R's veth hands it to B's
+// namespace (skb_scrub_packet), so B's netif_rx stamps it again.
 TEST(Devices, ForwardedPacketsStayOutOfLocalDelivery) {
     RoutedPath path;
     const std::string a = NetnsPair::path(path.ns_a), b = NetnsPair::path(path.ns_b);
@@ -92,13 +93,52 @@ TEST(Devices, ForwardedPacketsStayOutOfLocalDelivery) {
     for (bool tcp : {false, true}) {
         Flow flow(tcp, a, b, path.addr_b);
         const std::string proto = tcp ? "tcp" : "udp", what = "A -> router -> B, " + proto;
-        Window w = measure(d, flow, what, false);
+        const Window w = measure(d, flow, what).w;
         const double local = w.samples("rx", "network_to_transport", proto);
         EXPECT_GE(local, kMessages) << what;
         for (const char* segment : {"driver_to_device", "device_to_network"})
             expect_joined(w, "rx", segment, proto, local, what + ", per skb delivered locally");
     }
 }
+
+// A host leg that ends in another namespace (host -> pod, as a container runtime wires it): the
+// client in the initial namespace, the server in a pod namespace, over a veth pair and over a
+// bridge in the host namespace. Series are labelled by namespace: the host's sends are counted
+// under the host's namespace and the pod's reads under the pod's, one each per message.
+class HostToPod : public ::testing::TestWithParam<bool> {};
+
+TEST_P(HostToPod, HostSendsAndPodReadsAreEachInTheirNamespace) {
+    HostPodPair pair(GetParam());
+    const std::string host = HostPodPair::kHostNetns, pod = NetnsPair::path(pair.ns_pod);
+    Daemon d(paths_config({host, pod}, true));
+    ASSERT_TRUE(d.running()) << d.log();
+    for (bool tcp : {false, true}) {
+        Flow flow(tcp, host, pod, pair.addr_pod);
+        const std::string proto = tcp ? "tcp" : "udp";
+        const std::string what =
+            std::string("host -> ") + (GetParam() ? "bridge -> " : "") + "veth -> pod, " + proto;
+        const Measured m = measure(d, flow, what);
+        for (const auto& [dir, netns] : {std::pair{"tx", host}, std::pair{"rx", pod}})
+            EXPECT_GE(m.w.samples(dir, "total", proto, netns_inode(netns)), kMessages * 0.99)
+                << what << ": " << dir << " total in " << netns << "'s namespace; unmatched "
+                << m.w.unmatched_summary(dir);
+        EXPECT_EQ(m.w.samples("rx", "total", proto, netns_inode(host)), 0)
+            << what << ": the pod's reads counted in the host's namespace";
+        if (tcp) continue;
+        // Each comparison fails when the kernel's mean moves by 5 times its tolerance (when the
+        // real one passes, that is enough for a relative tolerance under 60%).
+        for (KernelStamps which : {kTx, kRx}) {
+            KernelMeans moved = m.kernel;
+            double& mean = which == kTx ? moved.tx : moved.rx;
+            mean += 5 * kernel_mean_tolerance(mean);
+            EXPECT_NONFATAL_FAILURE(expect_means_near_kernel(m.w, flow, moved, which, what),
+                                    "kernel");
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, HostToPod, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "OverBridge" : "OverVeth"; });
 
 // Background traffic from namespace A towards B until destroyed: one frame per call of `send_one`,
 // in bursts of 50 with a 1 ms pause (tens of thousands a second, leaving CPU to the measured flow).

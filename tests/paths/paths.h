@@ -13,6 +13,7 @@
 
 #include "harness.h"
 #include "netns_pair.h"
+#include "timestamping.h"
 
 namespace netlatd::test {
 
@@ -31,12 +32,26 @@ sockaddr_in ipv4(const std::string& addr, int port);
 constexpr int kServerPort = 47001;
 constexpr int kClientPort = 47002;
 
-// netlatd on a 100 ms drain, filtered on the test's ports and namespaces (paths under /run/netns).
-std::string paths_config(const std::vector<std::string>& namespaces);
+// netlatd on a 100 ms drain, filtered on the test's ports and namespaces (paths under /run/netns,
+// or /proc/self/ns/net), each series labelled with its namespace if `netns_label`.
+std::string paths_config(const std::vector<std::string>& namespaces, bool netns_label = false);
+// The inode of the namespace at `path`, as filters.netns and the netns label name it.
+std::string netns_inode(const std::string& path);
+
+// The kernel's software timestamps of a flow's traffic (netlat-load's SO_TIMESTAMPING code) since
+// the last Flow::kernel_means(), as means in seconds (NaN where nothing had the stamp).
+struct KernelMeans {
+    double tx = 0;  // send() -> driver: TX_SOFTWARE, the driver's skb_tx_timestamp() (OPT_ID)
+    int sends = 0, sends_stamped = 0;  // messages ping() sent, those with a TX_SOFTWARE stamp
+    double rx = 0;  // RX_SOFTWARE -> the read that completed the message (UDP: datagram) returns
+    int reads = 0, reads_stamped = 0;  // messages and datagrams read, those with an RX stamp
+};
 
 // One-way messages from `tx` (namespace from_ns, bound to kClientPort) to `rx` (to_ns,
-// to_addr:kServerPort). UDP: tx is connected to the bound rx, which takes kernel receive
-// timestamps (SO_TIMESTAMPING, RX_SOFTWARE). TCP: tx connected, rx accepted, both TCP_NODELAY.
+// to_addr:kServerPort). UDP: tx is connected to the bound rx. TCP: tx connected, rx accepted, both
+// TCP_NODELAY. rx takes kernel receive timestamps (RX_SOFTWARE); ping() has the kernel stamp its
+// sends (TX_SCHED, TX_SOFTWARE with OPT_ID) and turns that off again, so that the tests' own calls
+// on tx are not stamped.
 class Flow {
   public:
     Flow(bool tcp, const std::string& from_ns, const std::string& to_ns,
@@ -45,20 +60,24 @@ class Flow {
     Flow(const Flow&) = delete;
     Flow& operator=(const Flow&) = delete;
 
-    // `n` messages of `bytes`, each sent with one write() and read whole before the next.
-    void ping(int n, size_t bytes = 64);
+    // `n` messages of `bytes`, each sent with one send() (TCP: MSG_EOR, so no later message joins
+    // its skb and moves its stamp) and read whole before the next (UDP: as `datagrams` datagrams of
+    // equal size, for a socket that segments its sends).
+    void ping(int n, size_t bytes = 64, int datagrams = 1);
     // Reads one UDP datagram or `bytes` of TCP; returns the bytes read.
     size_t receive(size_t bytes);
-    // Mean of (read returns - kernel receive timestamp) over the UDP reads since the last call, in
-    // seconds (NaN if none had a timestamp).
-    double kernel_rx_mean();
+    // The kernel's means over the messages ping() sent since the last call.
+    KernelMeans kernel_means();
 
     const bool tcp;
     int tx = -1, rx = -1;
 
   private:
-    double stamp_sum_ = 0;
-    int stamps_ = 0;
+    // On a fresh machine the kernel turns receive stamps on lazily: wait until they are live.
+    netlat_load::RxStampsLive rx_stamps_live_;
+    std::vector<netlat_load::TxRecord> sent_;
+    int64_t rx_stamp_sum_ = 0;  // ns
+    int reads_ = 0, rx_stamps_ = 0;
 };
 
 // What netlatd counted between the window's opening and its closing, and how long the traffic in
@@ -68,8 +87,9 @@ class Window {
     explicit Window(Daemon& d);
     void close();
 
-    double samples(const std::string& dir, const std::string& segment,
-                   const std::string& proto) const;
+    // With `netns` (an inode): of that namespace's series only (labels.netns).
+    double samples(const std::string& dir, const std::string& segment, const std::string& proto,
+                   const std::string& netns = "") const;
     double mean(const std::string& dir, const std::string& segment, const std::string& proto) const;
     double events(const std::string& dir, const std::string& stage) const;
     // Unmatched ends of `dir`, of one reason and one segment if given.
@@ -93,6 +113,15 @@ class Window {
     double seconds_ = 0;
 };
 
+// A window around `n` messages of `f` (ping(n, bytes, datagrams)), sent from a SCHED_FIFO thread
+// (time scale 1 only) so that no other process preempts it between its clock and its calls, and
+// the kernel's means of those messages.
+struct Measured {
+    Window w;
+    KernelMeans kernel;
+};
+Measured measure_messages(Daemon& d, Flow& f, int n, size_t bytes = 64, int datagrams = 1);
+
 // The samples of `dir` `segment` for `proto` are `expected` (messages or skbs) within 99% and 101%,
 // the ones missing are counted under an unmatched reason of `dir`, and no sample of `dir` is longer
 // than the window's traffic.
@@ -101,8 +130,23 @@ void expect_joined(const Window& w, const std::string& dir, const std::string& s
 // Both directions' totals of one flow: tx `total` and rx `total` per message.
 void expect_each_message_joined(const Window& w, const Flow& f, int messages,
                                 const std::string& what);
-// The mean of rx `total` is within 25% + 5 us of the kernel's receive timestamps' (UDP).
-void expect_rx_mean_near_kernel(const Window& w, double kernel_mean, const std::string& what);
+
+// The kernel stamps a flow's messages can be judged against (docs/SEMANTICS.md, "Checked against
+// the kernel's timestamps"). kTx: the send's driver stamp is the driver stage netlatd ends tx
+// `total` at. kRx: the receive stamp is taken at netlatd's rx driver stage (UDP: `netif_rx` or the
+// receive list after GRO) or, for TCP, where IP hands the packet to TCP (rx `transport_to_socket`),
+// in the receiving namespace, and each message is one skb.
+enum KernelStamps { kNoStamps = 0, kTx = 1, kRx = 2, kTxRx = 3 };
+// The netlatd segment judged against the kernel's receive stamp (see kRx).
+std::string rx_segment_of_kernel_stamp(const Flow& f);
+// The largest distance allowed between a netlatd mean and the kernel's mean `kernel` (s) of the
+// same messages: 25% of it plus 5 us, times NETLAT_TEST_TIME_SCALE up to 2 (docs/SEMANTICS.md
+// says why).
+double kernel_mean_tolerance(double kernel);
+// Each message (`which`: sent, read) had its kernel stamp, and netlatd's means (tx `total`; rx, see
+// kRx) are within kernel_mean_tolerance() of the kernel's means of the same messages.
+void expect_means_near_kernel(const Window& w, const Flow& f, const KernelMeans& kernel,
+                              KernelStamps which, const std::string& what);
 // After the event the test made, `messages` more on the same flow still join (>= 99%).
 void expect_later_messages_join(Daemon& d, Flow& f, int messages = 200);
 

@@ -10,8 +10,7 @@
 
 #include <thread>
 
-#include "harness.h"
-#include "netns_pair.h"
+#include "paths.h"
 
 using namespace netlatd::test;
 
@@ -46,6 +45,12 @@ void expect_each_send_timed_once(const NetnsPair& pair, const std::string& serve
     EXPECT_EQ(metric_value(s, "netlatd_stack_latency_seconds_count",
                            {{"direction", "tx"}, {"segment", "total"}, {"protocol", "tcp"}}),
               0);
+    // One-way messages: tx total against the send's TX_SOFTWARE stamp.
+    Flow flow(false, NetnsPair::path(pair.ns_a), NetnsPair::path(pair.ns_b), server_addr);
+    flow.ping(20);
+    const auto [w, kernel] = measure_messages(d, flow, kMessages);
+    expect_joined(w, "tx", "total", "udp", kMessages, "one-way to " + server_addr);
+    expect_means_near_kernel(w, flow, kernel, kTx, "one-way to " + server_addr);
     EXPECT_EQ(d.stop(), 0) << d.log();
 }
 
