@@ -95,14 +95,27 @@ static __always_inline int rx_identify(int btf, const struct sk_buff *skb, struc
  * counted rx total/skipped; a UDP datagram still is: the next wakeup's walk of the receive queue
  * finds it, and its unseen stages count no_start.
  */
-extern const int bpf_prog_active __ksym __weak;
+extern const void bpf_prog_active __ksym __weak; /* a per-CPU int */
+extern const void __per_cpu_offset __ksym __weak;
 #define RX_STAGES_AFTER_DEVICE                                                                  \
     ((1u << NETLAT_STAGE_RX_NETWORK) | (1u << NETLAT_STAGE_RX_TRANSPORT) |                      \
      (1u << NETLAT_STAGE_RX_QUEUED))
+/* Untyped ksyms: libbpf takes their addresses from /proc/kallsyms, which lists per-CPU variables
+ * only with CONFIG_KALLSYMS_ALL (Debian's kernels have it); a typed one the verifier resolves
+ * fails the whole load there. Without them the check is off. */
+static __always_inline int cpu_bpf_prog_active(void)
+{
+    if (!&bpf_prog_active || !&__per_cpu_offset) return 0;
+    __u64 base = 0;
+    const __u64 *offsets = (const __u64 *)&__per_cpu_offset;
+    if (bpf_probe_read_kernel(&base, sizeof(base), offsets + bpf_get_smp_processor_id())) return 0;
+    int active = 0;
+    bpf_probe_read_kernel(&active, sizeof(active), (const void *)(base + (__u64)&bpf_prog_active));
+    return active;
+}
 static __always_inline void rx_kprobes_skipped(int btf, __u64 key)
 {
-    if (!btf || !(cfg_kprobe_stages & RX_STAGES_AFTER_DEVICE) || !&bpf_prog_active) return;
-    if (!*(const int *)bpf_this_cpu_ptr(&bpf_prog_active)) return;
+    if (!btf || !(cfg_kprobe_stages & RX_STAGES_AFTER_DEVICE) || !cpu_bpf_prog_active()) return;
     struct skb_entry *e = bpf_map_lookup_elem(&rx_skb, &key);
     if (!e || e->headless || e->proto != NETLAT_PROTO_TCP) return;
     count_unmatched(NETLAT_SEG_RX_TOTAL, NETLAT_UNMATCHED_SKIPPED);
