@@ -91,9 +91,10 @@ static __always_inline int rx_identify(int btf, const struct sk_buff *skb, struc
  * netlatd's drain too, preemptible while it copies a value). Kernels before 6.7 count none of
  * these skips. The receive softirq cannot end before the holder resumes, so a packet that finds
  * it held at the device stage (a tracepoint, which it does not stop) passes its kprobe stages on
- * this CPU unseen. A TCP segment is then not followed (tcp_rcv_established would not take it) and
- * counted rx total/skipped; a UDP datagram still is: the next wakeup's walk of the receive queue
- * finds it, and its unseen stages count no_start.
+ * this CPU unseen. A TCP segment is then not followed (tcp_rcv_established would not take it) and,
+ * if it carries data, counted rx total/skipped; a UDP datagram still is: the next wakeup's walk of
+ * the receive queue finds it, and its unseen stages count no_start. Only tracepoint programs look
+ * (a kprobe at the device stage would find its own hold).
  */
 extern const void bpf_prog_active __ksym __weak; /* a per-CPU int */
 extern const void __per_cpu_offset __ksym __weak;
@@ -113,12 +114,15 @@ static __always_inline int cpu_bpf_prog_active(void)
     bpf_probe_read_kernel(&active, sizeof(active), (const void *)(base + (__u64)&bpf_prog_active));
     return active;
 }
-static __always_inline void rx_kprobes_skipped(int btf, __u64 key)
+static __always_inline void rx_kprobes_skipped(int btf, const struct sk_buff *skb)
 {
     if (!btf || !(cfg_kprobe_stages & RX_STAGES_AFTER_DEVICE) || !cpu_bpf_prog_active()) return;
+    __u64 key = (__u64)skb;
     struct skb_entry *e = bpf_map_lookup_elem(&rx_skb, &key);
     if (!e || e->headless || e->proto != NETLAT_PROTO_TCP) return;
-    count_unmatched(NETLAT_SEG_RX_TOTAL, NETLAT_UNMATCHED_SKIPPED);
+    struct pkt p = {};
+    if (rx_parse(btf, skb, &p) == RX_PARSED && p.payload)
+        count_unmatched(NETLAT_SEG_RX_TOTAL, NETLAT_UNMATCHED_SKIPPED);
     if (!bpf_map_delete_elem(&rx_skb, &key)) count(NETLAT_CTR_MAP_DELETE(NETLAT_MAP_RX_SKB));
 }
 
@@ -145,7 +149,7 @@ static __always_inline void rx_skb_stage(int btf, const struct sk_buff *skb, int
         e->prev_stage = stage;
         count(NETLAT_CTR_STAGE(stage));
     }
-    if (stage == NETLAT_STAGE_RX_DEVICE) rx_kprobes_skipped(btf, key);
+    if (stage == NETLAT_STAGE_RX_DEVICE) rx_kprobes_skipped(btf, skb);
 }
 
 /* The per-layer segments of a packet a local socket takes (TCP: tcp_probe / tcp_rcv_established;

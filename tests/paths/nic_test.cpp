@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <iostream>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -59,7 +60,12 @@ class Nic : public ::testing::Test {
         for (const char* stage : {"driver", "device", "network", "transport", "queued", "socket"})
             out += std::string(" ") + stage + "=" +
                    std::to_string(static_cast<long>(w.events("rx", stage)));
-        return out;
+        out += "; tx stage events:";
+        for (const char* stage : {"socket", "transport", "network", "device", "driver"})
+            out += std::string(" ") + stage + "=" +
+                   std::to_string(static_cast<long>(w.events("tx", stage)));
+        return out + "; runs: " + w.program_runs_summary() + "; kallsyms: " +
+               run_command({"grep", "-wE", "bpf_prog_active|__per_cpu_offset", "/proc/kallsyms"}).out;
     }
 
     std::optional<Nics> nics;
@@ -83,7 +89,11 @@ TEST_F(Nic, RequestResponseAcrossVirtioNics) {
         }
         w.close();
         // Both flows have the same protocol: each direction's totals count both.
-        expect_joined(w, "tx", "total", tcp ? "tcp" : "udp", 2 * kMessages, what);
+        std::cout << what << ": tx total " << w.samples("tx", "total", tcp ? "tcp" : "udp")
+                  << ", rx total " << w.samples("rx", "total", tcp ? "tcp" : "udp") << " of "
+                  << 2 * kMessages << "; tx unmatched " << w.unmatched_summary("tx")
+                  << "; rx unmatched " << w.unmatched_summary("rx") << "; " << rx_events(w) << "\n";
+        expect_joined(w, "tx", "total", tcp ? "tcp" : "udp", 2 * kMessages, what + "; " + rx_events(w));
         expect_joined(w, "rx", "total", tcp ? "tcp" : "udp", 2 * kMessages,
                       what + "; " + rx_events(w));
         EXPECT_GE(w.program_runs("tp_napi_gro_receive_entry"), 2 * kMessages)
@@ -116,6 +126,9 @@ TEST_F(Nic, BulkTcpStreamWithGro) {
     const std::string what = "virtio-net bulk TCP, " + std::to_string(kWrites) + " writes of " +
                              std::to_string(kWrite) + " bytes, " +
                              std::to_string(static_cast<long>(skbs)) + " skbs received";
+    std::cout << what << ": tx total " << w.samples("tx", "total", "tcp") << ", rx total "
+              << w.samples("rx", "total", "tcp") << "; rx unmatched " << w.unmatched_summary("rx")
+              << "; " << rx_events(w) << "\n";
     expect_joined(w, "tx", "total", "tcp", kWrites, what);
     expect_joined(w, "rx", "total", "tcp", skbs, what + "; " + rx_events(w));
     EXPECT_GE(w.program_runs("tp_napi_gro_receive_entry"), skbs)

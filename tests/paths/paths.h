@@ -78,6 +78,7 @@ class Window {
     double program_runs(const std::string& program) const;
     // Runs of netlatd's programs the kernel skipped (netlatd_bpf_program_misses_total, all programs).
     double program_misses() const;
+    std::string program_runs_summary() const;
     // Packets of `dir` the kernel ran no kprobe program for past the device stage (rx
     // total/skipped): counted, not timed.
     double skipped(const std::string& dir) const { return unmatched(dir, "skipped", "total"); }
