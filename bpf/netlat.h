@@ -64,8 +64,8 @@
  * retransmit:  a TCP retransmission: kept out of first-transmission latency
  * coalesced:   more calls ended in one skb than an skb entry can carry (or one's skb was missed)
  * dropped:     the packet was freed (kfree_skb) before reaching the end stage
- * skipped:     the kernel skips netlatd's kprobe programs on this CPU for this packet (another
- *              BPF program or a BPF map syscall holds the CPU's bpf_prog_active): not followed
+ * skipped:     the kernel skipped netlatd's kprobe programs for this packet (another BPF program
+ *              or a BPF map syscall held the CPU's bpf_prog_active): not followed
  * partial:     a TCP read ended inside a segment: the rest is joined when it is read
  */
 #define NETLAT_UNMATCHED_REASONS(X) \

@@ -88,7 +88,7 @@ static __always_inline int rx_identify(int btf, const struct sk_buff *skb, struc
 /*
  * The kernel runs no kprobe program on a CPU while its bpf_prog_active is held: by a kprobe
  * program the current softirq interrupted, or by a BPF map syscall (bpf_disable_instrumentation:
- * netlatd's drain too, preemptible while it copies a value). Kernels before 6.7 count none of
+ * netlatd's drain too, while it copies a value). Kernels before 6.7 count none of
  * these skips. The receive softirq cannot end before the holder resumes, so a packet that finds
  * it held at the device stage (a tracepoint, which it does not stop) passes its kprobe stages on
  * this CPU unseen. A TCP segment is then not followed (tcp_rcv_established would not take it) and,
