@@ -136,8 +136,10 @@ void Drainer::drain_programs() {
         const uint64_t ns = counter_delta(stats.run_time_ns, previous.run_time_ns);
         last_cost_.program_ns += ns;
         counters.run_seconds->Increment(static_cast<double>(ns) / 1e9);
-        counters.runs->Increment(static_cast<double>(counter_delta(stats.run_cnt, previous.run_cnt)));
-        counters.misses->Increment(static_cast<double>(counter_delta(stats.misses, previous.misses)));
+        counters.runs->Increment(
+            static_cast<double>(counter_delta(stats.run_cnt, previous.run_cnt)));
+        counters.misses->Increment(
+            static_cast<double>(counter_delta(stats.misses, previous.misses)));
         previous = stats;
     }
 }

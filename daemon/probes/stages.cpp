@@ -24,9 +24,9 @@ HookCandidate tp_btf(std::string protocols, std::vector<std::string> tracepoints
 // The same kernel functions as fentry and as kprobe programs (fe_<fn> / kp_<fn> in netlat.bpf.c):
 // fns are needed, optional_fns are used where the kernel has them, and each {fn, fallback} of
 // fns_or is needed, its fallback taken where the kernel lacks fn.
-std::vector<HookCandidate> functions(
-    std::string protocols, std::vector<std::string> fns, std::vector<std::string> optional_fns = {},
-    std::vector<std::pair<std::string, std::string>> fns_or = {}) {
+std::vector<HookCandidate> functions(std::string protocols, std::vector<std::string> fns,
+                                     std::vector<std::string> optional_fns = {},
+                                     std::vector<std::pair<std::string, std::string>> fns_or = {}) {
     HookCandidate fentry{HookKind::Fentry, protocols, {}, {}};
     HookCandidate kprobe{HookKind::Kprobe, protocols, {}, {}};
     auto add = [&](const std::string& fn, bool optional, bool fallback) {

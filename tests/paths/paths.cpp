@@ -236,14 +236,6 @@ double Window::program_misses() const {
     return sum;
 }
 
-std::string Window::program_runs_summary() const {
-    std::string out;
-    for (const auto& s : after_)
-        if (s.name == "netlatd_bpf_program_runs_total")
-            out += s.labels.at("program") + "=" + std::to_string(static_cast<long>(delta(s.name, s.labels))) + " ";
-    return out;
-}
-
 double Window::longest_sample(const std::string& dir) const {
     std::set<std::pair<std::string, std::string>> series;
     for (const auto& s : after_)

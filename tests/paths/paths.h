@@ -78,7 +78,6 @@ class Window {
     double program_runs(const std::string& program) const;
     // Runs of netlatd's programs the kernel skipped (netlatd_bpf_program_misses_total, all programs).
     double program_misses() const;
-    std::string program_runs_summary() const;
     // Messages of `dir` the kernel ran no kprobe program for (total/skipped): counted, not timed.
     double skipped(const std::string& dir) const { return unmatched(dir, "skipped", "total"); }
     // The largest bucket bound (s) holding a sample of any segment of `dir` (0: none).
