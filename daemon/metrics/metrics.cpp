@@ -174,8 +174,8 @@ Metrics::Metrics(const Config& config, std::string version, std::string libbpf_v
                                   .Help(
                                       "Runs of a BPF program the kernel skipped because a BPF "
                                       "program already ran on the CPU (bpf_prog_info "
-                                      "recursion_misses: fentry, fexit and tp_btf programs; kprobe "
-                                      "programs from kernel 6.7)")
+                                      "recursion_misses: fentry and fexit programs; tp_btf "
+                                      "programs on newer kernels; kprobe programs from 6.7)")
                                   .Register(*registry_);
 
     stage_info_family_ = &prometheus::BuildGauge()
