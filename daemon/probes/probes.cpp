@@ -76,10 +76,7 @@ int libbpf_log(enum libbpf_print_level level, const char* format, va_list args) 
 
 }  // namespace
 
-struct KernelFeatures::Btf {
-    ::btf* vmlinux = nullptr;
-    ~Btf() { btf__free(vmlinux); }
-};
+KernelFeatures::Btf::~Btf() { btf__free(vmlinux); }
 
 bool KernelFeatures::has_tp_btf(const std::string& tracepoint) const {
     return btf && btf->vmlinux &&
