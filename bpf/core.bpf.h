@@ -19,6 +19,7 @@
 /* ---- configuration, set by the daemon before load ---- */
 const volatile __u8 cfg_netns_label = 0;
 const volatile __u32 cfg_hooked_stages = ~0u; /* bit per enum netlat_stage that has a hook */
+const volatile __u32 cfg_kprobe_stages = 0;    /* bit per enum netlat_stage hooked by kprobes */
 const volatile __u64 cfg_stale_ns = 5000000000ULL;
 const volatile __u32 cfg_n_local_ports = 0;
 const volatile __u16 cfg_local_ports[NETLAT_MAX_PORTS] = {};

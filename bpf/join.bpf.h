@@ -23,7 +23,7 @@ struct skb_entry {
     __u8 prev_stage;
     __u8 n_calls;
     __u8 untimed; /* a TCP retransmission: followed so later stages do not join it again, not timed */
-    __u8 pad;
+    __u8 headless; /* rx: only the driver stage's time; what the packet is waits for the device stage */
     __u16 lport; /* rx: the local port */
     __u32 pad2;
     __u64 sk; /* tx: the sending socket (software GSO gives it to the segments, not the original) */

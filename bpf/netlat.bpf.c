@@ -43,7 +43,7 @@ static __always_inline void skb_freed(const struct sk_buff *skb, int dropped)
     }
     e = skb_find(RX_SKBS, key);
     if (e) {
-        if (dropped && e->prev_stage < NETLAT_STAGE_RX_SOCKET) {
+        if (dropped && !e->headless && e->prev_stage < NETLAT_STAGE_RX_SOCKET) {
             count_unmatched(segment_into(e->prev_stage + 1), NETLAT_UNMATCHED_DROPPED);
         } else if (!dropped && e->proto == NETLAT_PROTO_UDP && e->prev_stage == NETLAT_STAGE_RX_TRANSPORT) {
             __u32 zero = 0;
@@ -309,6 +309,11 @@ static __always_inline void rx_transport(int btf, const struct sk_buff *skb)
 }
 
 KPROBE_FENTRY_SKB(__netif_receive_skb, rx_device)
+/* ip_rcv_core(skb, net) and ip6_rcv_core(skb, dev, net): both the single-packet entries
+ * (ip_rcv, ipv6_rcv) and GRO's list receive (ip_list_rcv, ipv6_list_rcv) call them; ip_rcv and
+ * ipv6_rcv are the fallback of a kernel that inlines them. */
+KPROBE_FENTRY_SKB(ip_rcv_core, rx_network)
+KPROBE_FENTRY_SKB(ip6_rcv_core, rx_network)
 KPROBE_FENTRY_SKB(ip_rcv, rx_network)
 KPROBE_FENTRY_SKB(ipv6_rcv, rx_network)
 KPROBE_FENTRY_SKB(tcp_v4_rcv, rx_transport)

@@ -71,6 +71,7 @@ struct pkt {
     __u16 dst_port;
     __u32 seq;     /* TCP only */
     __u32 payload; /* TCP only: bytes of data (skb->len based, so GSO skbs count whole) */
+    __u32 headers; /* bytes from the IP header to the end of the TCP/UDP header's fixed part */
 };
 
 /* The IP header and the TCP/UDP header right after it, as one read: 60 bytes from the network
@@ -111,6 +112,7 @@ static __always_inline int parse_l3(int btf, const struct sk_buff *skb, const un
     } else {
         return 0;
     }
+    p->headers = (__u32)(l4 - l3) + (l4proto == IPPROTO_TCP ? sizeof(struct tcphdr) : sizeof(struct udphdr));
     if (l4proto == IPPROTO_TCP) {
         p->proto = NETLAT_PROTO_TCP;
         p->seq = bpf_ntohl(th.seq);

@@ -21,30 +21,108 @@ static __always_inline struct sock_state *rx_state(int btf, const struct sock *s
     return sock_state_get(btf, &rx_ring, NETLAT_MAP_RX_RING, sk, create, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
 }
 
-/* Starts following a received skb at `stage` (skb->data is at the IP header): at the driver stage,
- * or at the device stage for a packet whose driver hand-off was not readable (napi_gro_frags: the
- * headers are still in a page fragment then). Anything else at that address is forgotten: skbs
- * are also freed through paths no hook sees (GRO merges, the NAPI skb cache), so an untracked
- * packet (ARP, ICMP, filtered, sampled out) must not inherit a freed packet's entry. */
+/* What the packet at skb->data (its IP header) is. RX_HEADLESS: its headers are not all in the
+ * skb's linear part yet: a driver that leaves them in a page fragment until GRO pulls them
+ * (virtio-net's mergeable buffers copy only the Ethernet header of a large frame; napi_gro_frags
+ * drivers). The bytes past the linear part are not the packet's, so they are not parsed. */
+enum { RX_OTHER, RX_PARSED, RX_HEADLESS };
+static __always_inline int rx_parse(int btf, const struct sk_buff *skb, struct pkt *p)
+{
+    __u32 linear = READ(btf, skb, len) - READ(btf, skb, data_len);
+    if (linear < sizeof(struct iphdr) + sizeof(struct udphdr)) return RX_HEADLESS;
+    if (!parse_l3(btf, skb, READ(btf, skb, data), p)) return RX_OTHER;
+    return p->headers > linear ? RX_HEADLESS : RX_PARSED;
+}
+
+/* Starts following a received skb at `stage`: at the driver stage, or at the device stage for a
+ * packet whose driver hand-off no hook saw. A packet whose headers the driver stage cannot read
+ * gets a headless entry, its time only, which the device stage completes or deletes
+ * (rx_identify). Anything else at that address is forgotten: skbs are also freed through paths no
+ * hook sees (GRO merges, the NAPI skb cache), so an untracked packet (ARP, ICMP, filtered, sampled
+ * out) must not inherit a freed packet's entry. */
 static __always_inline void rx_start(int btf, const struct sk_buff *skb, int stage)
 {
     __u64 key = (__u64)skb;
     struct pkt p = {};
     const struct net_device *dev = READ(btf, skb, dev);
     __u32 netns = netns_of_dev(btf, dev);
-    if (!parse_l3(btf, skb, READ(btf, skb, data), &p) ||
-        !flow_wanted(p.dst_port, p.src_port, netns) || !dev_wanted(dev)) {
+    int what = dev_wanted(dev) ? rx_parse(btf, skb, &p) : RX_OTHER;
+    int headless = what == RX_HEADLESS && stage == NETLAT_STAGE_RX_DRIVER;
+    if (!headless && (what != RX_PARSED || !flow_wanted(p.dst_port, p.src_port, netns))) {
         if (stage == NETLAT_STAGE_RX_DRIVER) skb_forget(RX_SKBS, key);
         return;
     }
     __u64 now = bpf_ktime_get_ns();
     struct skb_entry e = {.ts_prev = now, .netns = netns, .proto = p.proto, .family = p.family,
-                          .prev_stage = stage};
+                          .prev_stage = stage, .headless = headless};
     e.ts_stage[stage - NETLAT_STAGE_RX_DRIVER] = now;
     e.lport = p.dst_port;
     if (stage == NETLAT_STAGE_RX_DRIVER) e.ts_first = now;
     skb_keep(RX_SKBS, key, &e);
-    count(NETLAT_CTR_STAGE(stage));
+    if (!headless) count(NETLAT_CTR_STAGE(stage));
+}
+
+/* A headless entry at the next stage. At the device stage GRO has pulled the packet's headers
+ * into the linear part (gro_pull_from_frag0) and skb->data is at the IP header: the packet is
+ * what they say, followed from its driver time if wanted. GRO merges later frames into the skb
+ * it holds, the first, so that is the first frame's time. Returns 0 when the entry is gone. */
+static __always_inline int rx_identify(int btf, const struct sk_buff *skb, struct skb_entry *e,
+                                       int stage)
+{
+    struct pkt p = {};
+    if (stage == NETLAT_STAGE_RX_DEVICE && rx_parse(btf, skb, &p) == RX_PARSED &&
+        flow_wanted(p.dst_port, p.src_port, e->netns)) {
+        e->headless = 0;
+        e->proto = p.proto;
+        e->family = p.family;
+        e->lport = p.dst_port;
+        count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_DRIVER));
+        return 1;
+    }
+    __u64 key = (__u64)skb;
+    skb_forget(RX_SKBS, key);
+    return 0;
+}
+
+/*
+ * The kernel runs no kprobe program on a CPU while its bpf_prog_active is held: by a kprobe
+ * program the current softirq interrupted, or by a BPF map syscall (bpf_disable_instrumentation:
+ * netlatd's drain too, while it copies a value). Kernels before 6.7 count none of
+ * these skips. The receive softirq cannot end before the holder resumes, so a packet that finds
+ * it held at the device stage (a tracepoint, which it does not stop) passes its kprobe stages on
+ * this CPU unseen. A TCP segment is then not followed (tcp_rcv_established would not take it) and,
+ * if it carries data, counted rx total/skipped; a UDP datagram still is: the next wakeup's walk of
+ * the receive queue finds it, and its unseen stages count no_start. Only tracepoint programs look
+ * (a kprobe at the device stage would find its own hold).
+ */
+extern const void bpf_prog_active __ksym __weak; /* a per-CPU int */
+extern const void __per_cpu_offset __ksym __weak;
+#define RX_STAGES_AFTER_DEVICE                                                                  \
+    ((1u << NETLAT_STAGE_RX_NETWORK) | (1u << NETLAT_STAGE_RX_TRANSPORT) |                      \
+     (1u << NETLAT_STAGE_RX_QUEUED))
+/* Untyped ksyms: libbpf takes their addresses from /proc/kallsyms, which lists per-CPU variables
+ * only with CONFIG_KALLSYMS_ALL (Debian's kernels have it); a typed one the verifier resolves
+ * fails the whole load there. Without them the check is off. */
+static __always_inline int cpu_bpf_prog_active(void)
+{
+    if (!&bpf_prog_active || !&__per_cpu_offset) return 0;
+    __u64 base = 0;
+    const __u64 *offsets = (const __u64 *)&__per_cpu_offset;
+    if (bpf_probe_read_kernel(&base, sizeof(base), offsets + bpf_get_smp_processor_id())) return 0;
+    int active = 0;
+    bpf_probe_read_kernel(&active, sizeof(active), (const void *)(base + (__u64)&bpf_prog_active));
+    return active;
+}
+static __always_inline void rx_kprobes_skipped(int btf, const struct sk_buff *skb)
+{
+    if (!btf || !(cfg_kprobe_stages & RX_STAGES_AFTER_DEVICE) || !cpu_bpf_prog_active()) return;
+    __u64 key = (__u64)skb;
+    struct skb_entry *e = skb_find(RX_SKBS, key);
+    if (!e || e->headless || e->proto != NETLAT_PROTO_TCP) return;
+    struct pkt p = {};
+    if (rx_parse(btf, skb, &p) == RX_PARSED && p.payload)
+        count_unmatched(NETLAT_SEG_RX_TOTAL, NETLAT_UNMATCHED_SKIPPED);
+    skb_forget(RX_SKBS, key);
 }
 
 static __always_inline void rx_driver(int btf, const struct sk_buff *skb)
@@ -57,17 +135,20 @@ static __always_inline void rx_driver(int btf, const struct sk_buff *skb)
  * same stages on their way out, stay out of the receive histograms. */
 static __always_inline void rx_skb_stage(int btf, const struct sk_buff *skb, int stage)
 {
-    __u64 now = bpf_ktime_get_ns();
-    struct skb_entry *e = skb_lookup(RX_SKBS, (__u64)skb, stage, now);
+    __u64 now = bpf_ktime_get_ns(), key = (__u64)skb;
+    struct skb_entry *e = skb_lookup(RX_SKBS, key, stage, now);
+    if (e && e->headless && !rx_identify(btf, skb, e, stage)) return;
     if (!e) {
-        if (stage == NETLAT_STAGE_RX_DEVICE) rx_start(btf, skb, stage);
-        return;
+        if (stage != NETLAT_STAGE_RX_DEVICE) return;
+        rx_start(btf, skb, stage);
+    } else {
+        if (e->prev_stage >= stage) return;
+        e->ts_stage[(stage - NETLAT_STAGE_RX_DRIVER) & 3] = now;
+        e->ts_prev = now;
+        e->prev_stage = stage;
+        count(NETLAT_CTR_STAGE(stage));
     }
-    if (e->prev_stage >= stage) return;
-    e->ts_stage[(stage - NETLAT_STAGE_RX_DRIVER) & 3] = now;
-    e->ts_prev = now;
-    e->prev_stage = stage;
-    count(NETLAT_CTR_STAGE(stage));
+    if (stage == NETLAT_STAGE_RX_DEVICE) rx_kprobes_skipped(btf, skb);
 }
 
 /* The per-layer segments of a packet a local socket takes (TCP: tcp_probe / tcp_rcv_established;

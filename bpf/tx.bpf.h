@@ -161,6 +161,15 @@ static __always_inline void tx_call_joined(struct skb_entry *e, __u64 t_socket, 
 }
 
 
+/* Why a TCP packet went by unjoined. Every TCP packet passes ip_output / ip6_output: where they are
+ * kprobes, one they did not see is one the kernel skipped (rx.bpf.h: bpf_prog_active; TCP sends
+ * from softirq too, on ACKs); otherwise it went out where no hook was yet (a new namespace). */
+static __always_inline int tx_unjoined_reason(void)
+{
+    return cfg_kprobe_stages & (1u << NETLAT_STAGE_TX_NETWORK) ? NETLAT_UNMATCHED_SKIPPED
+                                                               : NETLAT_UNMATCHED_COALESCED;
+}
+
 /* The walk of a TCP packet over its socket's pending calls: those whose last byte it carries. */
 struct tx_walk {
     struct pending_walk w;
@@ -180,7 +189,7 @@ static long tx_join_call(__u32 i, void *ctx)
         __u32 end = p->end;
         if (pending_take(&c->w.k, p, in_slot)) {
             if (seq_before_eq(end, c->start)) /* its packet went by unjoined */
-                count_unmatched(NETLAT_SEG_TX_TOTAL, NETLAT_UNMATCHED_COALESCED);
+                count_unmatched(NETLAT_SEG_TX_TOTAL, tx_unjoined_reason());
             else
                 tx_call_joined(&c->e, t0, t1, c->stage, c->w.now);
         }

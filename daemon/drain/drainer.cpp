@@ -29,8 +29,9 @@ Drainer::Drainer(MapReader& reader, Metrics& metrics, std::vector<ProgramRef> pr
       previous_programs_(programs_.size()),
       bucket_increments_(metrics.bounds_ns().size() + 1) {
     for (const ProgramRef& program : programs_) {
-        program_counters_.emplace_back(&metrics_.program_run_seconds(program.name),
-                                       &metrics_.program_runs(program.name));
+        program_counters_.push_back({&metrics_.program_run_seconds(program.name),
+                                     &metrics_.program_runs(program.name),
+                                     &metrics_.program_misses(program.name)});
     }
 }
 
@@ -131,11 +132,14 @@ void Drainer::drain_programs() {
         const ProgramRef& program = programs_[i];
         const ProgramStats stats = reader_.program_stats(program.name, program.fd);
         ProgramStats& previous = previous_programs_[i];
-        auto [run_seconds, runs] = program_counters_[i];
+        const ProgramCounters& counters = program_counters_[i];
         const uint64_t ns = counter_delta(stats.run_time_ns, previous.run_time_ns);
         last_cost_.program_ns += ns;
-        run_seconds->Increment(static_cast<double>(ns) / 1e9);
-        runs->Increment(static_cast<double>(counter_delta(stats.run_cnt, previous.run_cnt)));
+        counters.run_seconds->Increment(static_cast<double>(ns) / 1e9);
+        counters.runs->Increment(
+            static_cast<double>(counter_delta(stats.run_cnt, previous.run_cnt)));
+        counters.misses->Increment(
+            static_cast<double>(counter_delta(stats.misses, previous.misses)));
         previous = stats;
     }
 }

@@ -59,7 +59,10 @@ class Drainer {
     std::vector<uint64_t> previous_counters_;             // empty before the first drain
     std::array<uint64_t, NETLAT_MAP_COUNT> evictions_{};  // exported eviction totals
     std::vector<ProgramStats> previous_programs_;
-    std::vector<std::pair<prometheus::Counter*, prometheus::Counter*>> program_counters_;
+    struct ProgramCounters {
+        prometheus::Counter *run_seconds, *runs, *misses;
+    };
+    std::vector<ProgramCounters> program_counters_;
     std::vector<double> bucket_increments_;  // reused: bounds + 1 entries
     LatencyStore* store_ = nullptr;
     Cost last_cost_;

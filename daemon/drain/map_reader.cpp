@@ -65,7 +65,7 @@ ProgramStats MapReader::program_stats(const std::string& name, int prog_fd) {
     if (int err = bpf_obj_get_info_by_fd(prog_fd, &info, &length); err != 0) {
         throw std::runtime_error("bpf program '" + name + "': get info: " + std::strerror(-err));
     }
-    return {info.run_time_ns, info.run_cnt};
+    return {info.run_time_ns, info.run_cnt, info.recursion_misses};
 }
 
 BpfMapError::BpfMapError(std::string map, std::string operation, int error,

@@ -21,9 +21,10 @@ struct HistTotals {
 
 using HistSnapshot = std::vector<std::pair<netlat_hist_key, HistTotals>>;
 
-// Cumulative kernel BPF statistics of one program (zero while kernel BPF stats are disabled).
+// Cumulative kernel BPF statistics of one program: run time and runs (zero while kernel BPF stats
+// are disabled), and the runs the kernel skipped (recursion_misses, always counted; 5.12+).
 struct ProgramStats {
-    uint64_t run_time_ns = 0, run_cnt = 0;
+    uint64_t run_time_ns = 0, run_cnt = 0, misses = 0;
 };
 
 class MapReader {

@@ -169,6 +169,14 @@ Metrics::Metrics(const Config& config, std::string version, std::string libbpf_v
                                     "Runs of a BPF program (kernel BPF stats: 0 unless the config "
                                     "has bpf_stats: true or the host kernel.bpf_stats_enabled=1)")
                                 .Register(*registry_);
+    program_misses_family_ = &prometheus::BuildCounter()
+                                  .Name("netlatd_bpf_program_misses_total")
+                                  .Help(
+                                      "Runs of a BPF program the kernel skipped because a BPF "
+                                      "program already ran on the CPU (bpf_prog_info "
+                                      "recursion_misses: fentry and fexit programs; tp_btf "
+                                      "programs on newer kernels; kprobe programs from 6.7)")
+                                  .Register(*registry_);
 
     stage_info_family_ = &prometheus::BuildGauge()
                               .Name("netlatd_stage_info")
@@ -243,6 +251,10 @@ prometheus::Counter& Metrics::program_run_seconds(const std::string& program) {
 
 prometheus::Counter& Metrics::program_runs(const std::string& program) {
     return program_runs_family_->Add({{"program", program}});
+}
+
+prometheus::Counter& Metrics::program_misses(const std::string& program) {
+    return program_misses_family_->Add({{"program", program}});
 }
 
 }  // namespace netlatd

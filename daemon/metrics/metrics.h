@@ -61,9 +61,10 @@ class Metrics {
     prometheus::Counter& series_overflow() { return *series_overflow_; }
     prometheus::Gauge& sampling_ratio() { return *sampling_ratio_; }
     prometheus::Gauge& bpf_cpu_ratio() { return *bpf_cpu_ratio_; }
-    // netlatd_bpf_program_{run_seconds,runs}_total{program}: created on first use.
+    // netlatd_bpf_program_{run_seconds,runs,misses}_total{program}: created on first use.
     prometheus::Counter& program_run_seconds(const std::string& program);
     prometheus::Counter& program_runs(const std::string& program);
+    prometheus::Counter& program_misses(const std::string& program);
 
   private:
     static constexpr size_t kUnmatchedReasons = NETLAT_UNMATCHED_COUNT;
@@ -89,6 +90,7 @@ class Metrics {
     prometheus::Family<prometheus::Counter>* map_evictions_family_;
     prometheus::Family<prometheus::Counter>* program_run_seconds_family_;
     prometheus::Family<prometheus::Counter>* program_runs_family_;
+    prometheus::Family<prometheus::Counter>* program_misses_family_;
     prometheus::Family<prometheus::Gauge>* stage_info_family_;
     std::array<prometheus::Counter*, NETLAT_STAGE_COUNT> stage_events_{};
     std::array<prometheus::Counter*, (size_t)NETLAT_SEG_COUNT * NETLAT_UNMATCHED_COUNT>

@@ -76,10 +76,7 @@ int libbpf_log(enum libbpf_print_level level, const char* format, va_list args) 
 
 }  // namespace
 
-struct KernelFeatures::Btf {
-    ::btf* vmlinux = nullptr;
-    ~Btf() { btf__free(vmlinux); }
-};
+KernelFeatures::Btf::~Btf() { btf__free(vmlinux); }
 
 bool KernelFeatures::has_tp_btf(const std::string& tracepoint) const {
     return btf && btf->vmlinux &&
@@ -218,13 +215,16 @@ std::vector<StageChoice> choose_stages(ProbeMode mode, const KernelFeatures& ker
                 continue;
             std::vector<const HookProgram*> have;
             bool complete = true;
-            for (const HookProgram& p : c.programs) {
+            for (size_t i = 0; i < c.programs.size(); i++) {
+                const HookProgram& p = c.programs[i];
+                if (p.fallback && !have.empty() && have.back() == &c.programs[i - 1]) continue;
                 std::string why = kernel.unusable(c, p);
+                const bool has_fallback = i + 1 < c.programs.size() && c.programs[i + 1].fallback;
                 if (why.empty()) {
                     have.push_back(&p);
                 } else {
                     tried.push_back(why);
-                    if (!p.optional) complete = false;
+                    if (!p.optional && !has_fallback) complete = false;
                 }
             }
             if (complete && !have.empty()) {
@@ -250,10 +250,13 @@ void Probes::configure(const Config& config) {
     auto* ro = skel_->rodata;
     skel_->data->flow_sample_every = config.sampling;
     ro->cfg_netns_label = config.labels.netns ? 1 : 0;
-    __u32 hooked = 0;
-    for (const StageChoice& c : choices_)
+    __u32 hooked = 0, kprobed = 0;
+    for (const StageChoice& c : choices_) {
         if (c.candidate) hooked |= 1u << c.stage;
+        if (c.candidate && c.candidate->kind == HookKind::Kprobe) kprobed |= 1u << c.stage;
+    }
     ro->cfg_hooked_stages = hooked;
+    ro->cfg_kprobe_stages = kprobed;
     ro->cfg_stale_ns = static_cast<__u64>(config.maps.stale_after.count());
     const auto& f = config.filters;
     ro->cfg_n_local_ports = static_cast<__u32>(f.local_ports.size());

@@ -17,6 +17,7 @@
 
 struct netlat;  // the bpftool skeleton
 struct bpf_link;
+struct btf;
 
 namespace netlatd {
 
@@ -40,7 +41,10 @@ struct KernelFeatures {
     std::string unusable(const HookCandidate& c, const HookProgram& p) const;
     static KernelFeatures probe();
 
-    struct Btf;
+    struct Btf {  // the kernel's BTF (tests build one)
+        ::btf* vmlinux = nullptr;
+        ~Btf();
+    };
     std::shared_ptr<Btf> btf;
 };
 

@@ -22,19 +22,23 @@ HookCandidate tp_btf(std::string protocols, std::vector<std::string> tracepoints
 }
 
 // The same kernel functions as fentry and as kprobe programs (fe_<fn> / kp_<fn> in netlat.bpf.c):
-// fns are needed, optional_fns are used where the kernel has them.
+// fns are needed, optional_fns are used where the kernel has them, and each {fn, fallback} of
+// fns_or is needed, its fallback taken where the kernel lacks fn.
 std::vector<HookCandidate> functions(std::string protocols, std::vector<std::string> fns,
-                                     std::vector<std::string> optional_fns = {}) {
+                                     std::vector<std::string> optional_fns = {},
+                                     std::vector<std::pair<std::string, std::string>> fns_or = {}) {
     HookCandidate fentry{HookKind::Fentry, protocols, {}, {}};
     HookCandidate kprobe{HookKind::Kprobe, protocols, {}, {}};
-    auto add = [&](const std::vector<std::string>& list, bool optional) {
-        for (const auto& fn : list) {
-            fentry.programs.push_back({"fe_" + fn, fn, optional});
-            kprobe.programs.push_back({"kp_" + fn, fn, optional});
-        }
+    auto add = [&](const std::string& fn, bool optional, bool fallback) {
+        fentry.programs.push_back({"fe_" + fn, fn, optional, fallback});
+        kprobe.programs.push_back({"kp_" + fn, fn, optional, fallback});
     };
-    add(fns, false);
-    add(optional_fns, true);
+    for (const auto& fn : fns) add(fn, false, false);
+    for (const auto& fn : optional_fns) add(fn, true, false);
+    for (const auto& [fn, fallback] : fns_or) {
+        add(fn, false, false);
+        add(fallback, false, true);
+    }
     return {fentry, kprobe};
 }
 
@@ -128,8 +132,12 @@ const std::vector<StageHooks>& stage_table() {
                      std::vector<HookCandidate>{tp_btf("tcp+udp", {"netif_receive_skb"})} +
                          functions("tcp+udp", {"__netif_receive_skb"}),
                      true});
+        // GRO's list receive goes ip_list_rcv -> ip_sublist_rcv (ipv6_list_rcv ->
+        // ipv6_sublist_rcv), past ip_rcv and ipv6_rcv; both paths call ip_rcv_core and
+        // ip6_rcv_core (static: a kernel may inline them into their callers).
         t.push_back({NETLAT_STAGE_RX_NETWORK,
-                     functions("tcp+udp", {"ip_rcv", "ipv6_rcv"}) +
+                     functions("tcp+udp", {}, {},
+                               {{"ip_rcv_core", "ip_rcv"}, {"ip6_rcv_core", "ipv6_rcv"}}) +
                          netfilter("nf_rx_network", NF_INET_PRE_ROUTING, kFirstPriority)});
         t.push_back({NETLAT_STAGE_RX_TRANSPORT,
                      functions("tcp+udp", {"tcp_v4_rcv", "tcp_v6_rcv", "udp_rcv", "udpv6_rcv"}) +

@@ -33,6 +33,8 @@ struct HookProgram {
     std::string target;  // "tcp_sendmsg", "tcp_sendmsg_locked", "sys_enter", ...
     bool optional = false;  // the candidate still works if this one is missing (e.g. one of several
                             // driver entry points)
+    bool fallback = false;  // used only where the program before it is unusable (a function the
+                            // kernel inlines: its caller instead)
 };
 
 struct HookCandidate {

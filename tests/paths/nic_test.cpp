@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <iostream>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -53,13 +54,25 @@ class Nic : public ::testing::Test {
         return 0;
     }
 
-    // "rx stage events: driver=N ..." for failure messages: where the NIC's packets were seen.
-    static std::string rx_events(const Window& w) {
+    // "rx stage events: driver=N ...; tx stage events: ..." for the log and failure messages: where
+    // the NIC's packets were seen.
+    static std::string stage_events(const Window& w) {
         std::string out = "rx stage events:";
         for (const char* stage : {"driver", "device", "network", "transport", "queued", "socket"})
             out += std::string(" ") + stage + "=" +
                    std::to_string(static_cast<long>(w.events("rx", stage)));
+        out += "; tx stage events:";
+        for (const char* stage : {"socket", "transport", "network", "device", "driver"})
+            out += std::string(" ") + stage + "=" +
+                   std::to_string(static_cast<long>(w.events("tx", stage)));
         return out;
+    }
+    // One line for the log: what each direction timed and counted, and where the packets were seen.
+    static void log_summary(const Window& w, const std::string& what, const std::string& proto) {
+        std::cout << what << ": tx total " << w.samples("tx", "total", proto) << ", rx total "
+                  << w.samples("rx", "total", proto) << "; unmatched tx "
+                  << w.unmatched_summary("tx") << ", rx " << w.unmatched_summary("rx") << "; "
+                  << stage_events(w) << std::endl;
     }
 
     std::optional<Nics> nics;
@@ -83,9 +96,11 @@ TEST_F(Nic, RequestResponseAcrossVirtioNics) {
         }
         w.close();
         // Both flows have the same protocol: each direction's totals count both.
-        expect_joined(w, "tx", "total", tcp ? "tcp" : "udp", 2 * kMessages, what);
+        log_summary(w, what, tcp ? "tcp" : "udp");
+        expect_joined(w, "tx", "total", tcp ? "tcp" : "udp", 2 * kMessages,
+                      what + "; " + stage_events(w));
         expect_joined(w, "rx", "total", tcp ? "tcp" : "udp", 2 * kMessages,
-                      what + "; " + rx_events(w));
+                      what + "; " + stage_events(w));
         EXPECT_GE(w.program_runs("tp_napi_gro_receive_entry"), 2 * kMessages)
             << what << ": the packets did not take the NIC's NAPI/GRO path";
         expect_later_messages_join(*d, request);
@@ -116,8 +131,9 @@ TEST_F(Nic, BulkTcpStreamWithGro) {
     const std::string what = "virtio-net bulk TCP, " + std::to_string(kWrites) + " writes of " +
                              std::to_string(kWrite) + " bytes, " +
                              std::to_string(static_cast<long>(skbs)) + " skbs received";
+    log_summary(w, what, "tcp");
     expect_joined(w, "tx", "total", "tcp", kWrites, what);
-    expect_joined(w, "rx", "total", "tcp", skbs, what + "; " + rx_events(w));
+    expect_joined(w, "rx", "total", "tcp", skbs, what + "; " + stage_events(w));
     EXPECT_GE(w.program_runs("tp_napi_gro_receive_entry"), skbs)
         << what << ": the packets did not take the NIC's NAPI/GRO path";
     expect_later_messages_join(*d, flow);

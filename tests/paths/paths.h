@@ -96,6 +96,10 @@ class Window {
     double unmatched(const std::string& dir, const std::string& reason = "",
                      const std::string& segment = "") const;
     double program_runs(const std::string& program) const;
+    // Runs of netlatd's programs the kernel skipped (netlatd_bpf_program_misses_total, all programs).
+    double program_misses() const;
+    // Messages of `dir` the kernel ran no kprobe program for (total/skipped): counted, not timed.
+    double skipped(const std::string& dir) const { return unmatched(dir, "skipped", "total"); }
     // The largest bucket bound (s) holding a sample of any segment of `dir` (0: none).
     double longest_sample(const std::string& dir) const;
     // Samples of `dir` `segment` for `proto` in buckets above `seconds`.
@@ -124,7 +128,7 @@ Measured measure_messages(Daemon& d, Flow& f, int n, size_t bytes = 64, int data
 
 // The samples of `dir` `segment` for `proto` are `expected` (messages or skbs) within 99% and 101%,
 // the ones missing are counted under an unmatched reason of `dir`, and no sample of `dir` is longer
-// than the window's traffic.
+// than the window's traffic. Of `total`, the packets counted skipped are not expected.
 void expect_joined(const Window& w, const std::string& dir, const std::string& segment,
                    const std::string& proto, double expected, const std::string& what);
 // Both directions' totals of one flow: tx `total` and rx `total` per message.

@@ -444,11 +444,12 @@ TEST(Drainer, ProgramRunStatsByDeltas) {
     const std::map<std::string, std::string> program = {{"program", "tx_socket"}};
     EXPECT_EQ(value(scrape(metrics), "netlatd_bpf_program_runs_total", program), 0.0);
     drainer.drain();
-    reader.programs[7] = {2'500'000'000, 30};
+    reader.programs[7] = {2'500'000'000, 30, 4};
     drainer.drain();
     const auto samples = scrape(metrics);
     EXPECT_DOUBLE_EQ(*value(samples, "netlatd_bpf_program_run_seconds_total", program), 2.5);
     EXPECT_EQ(value(samples, "netlatd_bpf_program_runs_total", program), 30.0);
+    EXPECT_EQ(value(samples, "netlatd_bpf_program_misses_total", program), 4.0);
 }
 
 TEST(Metrics, StageInfoIsReplacedAsAWhole) {

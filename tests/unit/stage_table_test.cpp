@@ -2,6 +2,7 @@
 // both ways: every program the table names exists with a section of its hook kind and target, and
 // every program of the object is named by the table. A misspelt name would otherwise disable a
 // stage, or leave a program unused, without a word. Opening the skeleton needs no privileges.
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
 
@@ -9,6 +10,7 @@
 #include <set>
 #include <string>
 
+#include "daemon/probes/probes.h"
 #include "daemon/probes/stages.h"
 #include "netlat.skel.h"
 
@@ -87,6 +89,28 @@ TEST(StageTable, EveryProgramOfTheObjectIsNamedByTheTable) {
     for (const auto& [program, section] : object_programs())
         EXPECT_TRUE(named.count(program))
             << program << " (" << section << ") is in netlat.bpf.c but no stage uses it";
+}
+
+// The rx network stage's hooks in kprobe mode on a kernel whose BTF has exactly `functions`.
+std::string rx_network_hook(const std::vector<std::string>& functions) {
+    KernelFeatures kernel;
+    kernel.kprobe = true;
+    kernel.btf = std::make_shared<KernelFeatures::Btf>();
+    ::btf* b = kernel.btf->vmlinux = btf__new_empty();
+    EXPECT_NE(b, nullptr);
+    const int proto = btf__add_func_proto(b, btf__add_int(b, "int", 4, BTF_INT_SIGNED));
+    for (const auto& fn : functions) btf__add_func(b, fn.c_str(), BTF_FUNC_GLOBAL, proto);
+    for (const StageChoice& c : choose_stages(ProbeMode::Kprobe, kernel))
+        if (c.stage == NETLAT_STAGE_RX_NETWORK) return c.candidate ? hook_label(c) : "none";
+    return "missing";
+}
+
+TEST(StageTable, AFunctionTheKernelLacksFallsBackToItsCallerAlone) {
+    EXPECT_EQ(rx_network_hook({"ip_rcv_core", "ip6_rcv_core", "ip_rcv", "ipv6_rcv"}),
+              "ip_rcv_core,ip6_rcv_core");
+    EXPECT_EQ(rx_network_hook({"ip6_rcv_core", "ip_rcv", "ipv6_rcv"}), "ip_rcv,ip6_rcv_core");
+    EXPECT_EQ(rx_network_hook({"ip_rcv_core", "ipv6_rcv"}), "ip_rcv_core,ipv6_rcv");
+    EXPECT_EQ(rx_network_hook({"ip_rcv_core", "ip_rcv"}), "none");  // no IPv6 function at all
 }
 
 TEST(StageTable, EveryStageHasOneRowInTableOrder) {
