@@ -95,22 +95,23 @@ static __always_inline int rx_identify(int btf, const struct sk_buff *skb, struc
  * the receive queue finds it, and its unseen stages count no_start. Only tracepoint programs look
  * (a kprobe at the device stage would find its own hold).
  */
-extern const void bpf_prog_active __ksym __weak; /* a per-CPU int */
-extern const void __per_cpu_offset __ksym __weak;
 #define RX_STAGES_AFTER_DEVICE                                                                  \
     ((1u << NETLAT_STAGE_RX_NETWORK) | (1u << NETLAT_STAGE_RX_TRANSPORT) |                      \
      (1u << NETLAT_STAGE_RX_QUEUED))
-/* Untyped ksyms: libbpf takes their addresses from /proc/kallsyms, which lists per-CPU variables
- * only with CONFIG_KALLSYMS_ALL (Debian's kernels have it); a typed one the verifier resolves
- * fails the whole load there. Without them the check is off. */
+/* The addresses of bpf_prog_active (a per-CPU int) and __per_cpu_offset, set by the daemon from
+ * /proc/kallsyms when kprobe stages are loaded (0: unknown, the check is off). Not ksyms: libbpf
+ * fails the whole load when it cannot read /proc/kallsyms (a sandboxed service), and typed ones
+ * fail on kernels without CONFIG_KALLSYMS_ALL. */
+const volatile __u64 cfg_bpf_prog_active = 0;
+const volatile __u64 cfg_per_cpu_offset = 0;
 static __always_inline int cpu_bpf_prog_active(void)
 {
-    if (!&bpf_prog_active || !&__per_cpu_offset) return 0;
+    if (!cfg_bpf_prog_active || !cfg_per_cpu_offset) return 0;
     __u64 base = 0;
-    const __u64 *offsets = (const __u64 *)&__per_cpu_offset;
+    const __u64 *offsets = (const __u64 *)cfg_per_cpu_offset;
     if (bpf_probe_read_kernel(&base, sizeof(base), offsets + bpf_get_smp_processor_id())) return 0;
     int active = 0;
-    bpf_probe_read_kernel(&active, sizeof(active), (const void *)(base + (__u64)&bpf_prog_active));
+    bpf_probe_read_kernel(&active, sizeof(active), (const void *)(base + cfg_bpf_prog_active));
     return active;
 }
 static __always_inline void rx_kprobes_skipped(int btf, const struct sk_buff *skb)

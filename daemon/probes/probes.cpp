@@ -12,6 +12,8 @@
 #include <cstring>
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <set>
 #include <thread>
 
@@ -257,6 +259,19 @@ void Probes::configure(const Config& config) {
     }
     ro->cfg_hooked_stages = hooked;
     ro->cfg_kprobe_stages = kprobed;
+    if (kprobed) {
+        // For the rx check of kprobe skips (bpf/rx.bpf.h); unreadable or absent: the check is off.
+        std::ifstream kallsyms("/proc/kallsyms");
+        std::string line;
+        while (std::getline(kallsyms, line)) {
+            std::istringstream fields(line);
+            std::string address, type, name;
+            fields >> address >> type >> name;
+            if (name != "bpf_prog_active" && name != "__per_cpu_offset") continue;
+            __u64 value = std::strtoull(address.c_str(), nullptr, 16);
+            (name == "bpf_prog_active" ? ro->cfg_bpf_prog_active : ro->cfg_per_cpu_offset) = value;
+        }
+    }
     ro->cfg_stale_ns = static_cast<__u64>(config.maps.stale_after.count());
     const auto& f = config.filters;
     ro->cfg_n_local_ports = static_cast<__u32>(f.local_ports.size());
