@@ -94,13 +94,16 @@ static __always_inline void count(__u32 idx)
 }
 
 /* Inserts or replaces an entry; only a new key counts as an insert, so the daemon's eviction
- * estimate (inserts - deletes - live entries) is not inflated by keys written again. */
-static __always_inline void upsert_key(void *map, int map_id, const void *key, void *value)
+ * estimate (inserts - deletes - live entries) is not inflated by keys written again. Returns 1 for
+ * a new key. */
+static __always_inline int upsert_key(void *map, int map_id, const void *key, const void *value)
 {
-    if (!bpf_map_update_elem(map, key, value, BPF_NOEXIST))
+    if (!bpf_map_update_elem(map, key, value, BPF_NOEXIST)) {
         count(NETLAT_CTR_MAP_INSERT(map_id));
-    else
-        bpf_map_update_elem(map, key, value, BPF_EXIST);
+        return 1;
+    }
+    bpf_map_update_elem(map, key, value, BPF_EXIST);
+    return 0;
 }
 
 static __always_inline void upsert(void *map, int map_id, __u64 key, void *value)

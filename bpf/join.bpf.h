@@ -228,6 +228,45 @@ struct {
 #define TX_SKBS &tx_skb, NETLAT_MAP_TX_SKB, &tx_front
 #define RX_SKBS &rx_skb, NETLAT_MAP_RX_SKB, &rx_front
 
+/*
+ * Which addresses may have an entry in a direction's hash: a counter per bucket of skb addresses,
+ * raised before an entry is inserted and lowered after one is deleted, so it is never below the
+ * number of entries in its bucket. A 0 answers "not in the hash" without a hash operation: the
+ * lookups and deletes of the packets that stay in the front, and the skb-free hooks of every
+ * packet the host frees, mostly find nothing there. Entries the LRU evicts leave their bucket's
+ * count raised for good: a later miss in that bucket costs a hash lookup, as without the counters.
+ * Global (one copy, not per CPU): an entry inserted on one CPU is looked up on another; only hash
+ * inserts and deletes write it.
+ */
+#define SKB_HASHED_BUCKETS 16384
+__u32 skb_hashed[2][SKB_HASHED_BUCKETS];
+
+static __always_inline __u32 *skb_hashed_count(int map_id, __u64 key)
+{
+    /* skbs are slab objects of about 256 bytes: the bits above 8 tell them apart. Their low half
+     * by a 32-bit move, which the verifier takes as a number (it refuses shifts of the pointer). */
+    __u32 lo;
+    asm volatile("%[lo] = %[key]" : [lo] "=w"(lo) : [key] "w"((__u32)key));
+    __u64 b = (lo >> 8) ^ (lo >> 22);
+    barrier_var(b); /* masked as 64 bits after the barrier: 6.1's verifier loses a 32-bit bound */
+    return &skb_hashed[map_id == NETLAT_MAP_RX_SKB][b & (SKB_HASHED_BUCKETS - 1)];
+}
+
+static __always_inline void skb_hash_put(void *map, int map_id, __u64 key, const struct skb_entry *e)
+{
+    __u32 *n = skb_hashed_count(map_id, key);
+    __sync_fetch_and_add(n, 1);
+    if (!upsert_key(map, map_id, &key, e)) __sync_fetch_and_sub(n, 1); /* already there, and counted */
+}
+
+static __always_inline void skb_hash_delete(void *map, int map_id, __u64 key)
+{
+    __u32 *n = skb_hashed_count(map_id, key);
+    if (!*n || bpf_map_delete_elem(map, &key)) return;
+    count(NETLAT_CTR_MAP_DELETE(map_id));
+    __sync_fetch_and_sub(n, 1);
+}
+
 static __always_inline struct skb_front *front_get(void *front)
 {
     __u32 zero = 0;
@@ -239,6 +278,7 @@ static __always_inline struct skb_entry *skb_find(void *map, int map_id, void *f
 {
     struct skb_front *f = front_get(front);
     if (f && f->key == key) return &f->e;
+    if (!*skb_hashed_count(map_id, key)) return 0;
     return bpf_map_lookup_elem(map, &key);
 }
 
@@ -248,13 +288,13 @@ static __always_inline void skb_keep(void *map, int map_id, void *front, __u64 k
 {
     struct skb_front *f = front_get(front);
     if (!f) {
-        upsert(map, map_id, key, (void *)e);
+        skb_hash_put(map, map_id, key, e);
         return;
     }
     if (f->key != key) {
-        if (f->key) upsert_key(map, map_id, &f->key, &f->e); /* still on its way: to the hash */
+        if (f->key) skb_hash_put(map, map_id, f->key, &f->e); /* still on its way: to the hash */
         /* what a packet freed where no hook sees it left at this address */
-        if (!bpf_map_delete_elem(map, &key)) count(NETLAT_CTR_MAP_DELETE(map_id));
+        skb_hash_delete(map, map_id, key);
         f->key = key;
     }
     f->e = *e;
@@ -268,7 +308,7 @@ static __always_inline void skb_forget(void *map, int map_id, void *front, __u64
         f->key = 0;
         return;
     }
-    if (!bpf_map_delete_elem(map, &key)) count(NETLAT_CTR_MAP_DELETE(map_id));
+    skb_hash_delete(map, map_id, key);
 }
 
 /* Looks up an skb entry and checks it is fresh; counts stale ones. */
