@@ -161,13 +161,16 @@ static __always_inline int sock_kind(int btf, const struct sock *sk, __u8 *proto
 }
 
 /* A socket's traffic: in the filters and, for TCP, measured by flow sampling. A UDP socket's
- * remote port is 0 unless it is connected, so UDP flows are sampled by their packets' ports, at the
- * stages that see packets (tx network or device, rx driver or device); the others follow. */
+ * remote port is 0 unless it is connected, so UDP flows are sampled, and an unconnected socket's
+ * traffic is filtered by remote port, by their packets' ports, at the stages that see packets (tx
+ * network or device, rx driver or device); the others follow. */
 static __always_inline int sock_wanted(int btf, const struct sock *sk)
 {
     __u16 lport = READ(btf, sk, __sk_common.skc_num);
     __u16 rport = bpf_ntohs(READ(btf, sk, __sk_common.skc_dport));
     if (READ(btf, sk, sk_protocol) == IPPROTO_TCP && !flow_sampled(lport, rport)) return 0;
+    if (cfg_n_remote_ports && !rport) /* any remote port: the packets say */
+        return flow_filtered(lport, cfg_remote_ports[0], netns_of_sock(btf, sk));
     return flow_filtered(lport, rport, netns_of_sock(btf, sk));
 }
 

@@ -80,15 +80,18 @@ static __always_inline long current_syscall(long assumed)
 /* The current thread's send call on sk, if this is it: known by its socket (function hooks), or
  * by the syscall it is still in (syscall hooks; the socket is bound on first use). A syscall
  * entry is only good while the thread is still in that syscall: a later send that did not pass the
- * syscall hook (sendfile, splice, io_uring) must not inherit an old write()'s time. */
-static __always_inline struct tx_thread_val *tx_call_of(int btf, const struct sock *sk, __u64 id)
+ * syscall hook (sendfile, splice, io_uring) must not inherit an old write()'s time.
+ * `flow_known`: the caller has checked the packet's flow against the filters (tx_join), which for
+ * an unconnected UDP socket is the only check that knows the remote port. */
+static __always_inline struct tx_thread_val *tx_call_of(int btf, const struct sock *sk, __u64 id,
+                                                        int flow_known)
 {
     struct tx_thread_val *t = bpf_map_lookup_elem(&tx_thread, &id);
     if (!t) return 0;
     if (t->syscall >= 0 && current_syscall(t->syscall) != t->syscall) return 0;
     if (t->sk) return t->sk == (__u64)sk ? t : 0;
     if (t->syscall < 0) return 0;
-    if (!sock_wanted(btf, sk)) return 0;
+    if (!flow_known && !sock_wanted(btf, sk)) return 0;
     t->sk = (__u64)sk;
     count(NETLAT_CTR_STAGE(NETLAT_STAGE_TX_SOCKET));
     return t;
@@ -101,7 +104,7 @@ static __always_inline void tx_transport_tcp_call(int btf, const struct sock *sk
                                                   __u64 bytes)
 {
     __u64 id = bpf_get_current_pid_tgid();
-    struct tx_thread_val *t = tx_call_of(btf, sk, id);
+    struct tx_thread_val *t = tx_call_of(btf, sk, id, 0);
     if (!t) {
         __u8 proto, family;
         if (!sock_kind(btf, sk, &proto, &family) && sock_wanted(btf, sk))
@@ -138,7 +141,7 @@ static __always_inline void tx_transport_tcp(int btf, const struct sock *sk, con
 static __always_inline void tx_transport_udp(int btf, const struct sock *sk)
 {
     __u64 id = bpf_get_current_pid_tgid();
-    struct tx_thread_val *t = tx_call_of(btf, sk, id);
+    struct tx_thread_val *t = tx_call_of(btf, sk, id, 0);
     if (!t) return;
     t->ts_transport = bpf_ktime_get_ns();
     count(NETLAT_CTR_STAGE(NETLAT_STAGE_TX_TRANSPORT));
@@ -250,7 +253,7 @@ static __always_inline void tx_join(int btf, const struct sk_buff *skb, int stag
             count_unmatched(segment_into(stage), NETLAT_UNMATCHED_NO_START);
         }
     } else {
-        struct tx_thread_val *t = tx_call_of(btf, sk, current_pid_tgid());
+        struct tx_thread_val *t = tx_call_of(btf, sk, current_pid_tgid(), 1);
         if (t)
             tx_call_joined(&e, t->ts_socket, t->ts_transport, stage, now);
         else

@@ -436,12 +436,17 @@ int run_request_response(const Traffic& t) {
         check(bind(client.get(), reinterpret_cast<sockaddr*>(&local), addr_len) == 0,
               "bind the client");
     }
-    check(connect(client.get(), reinterpret_cast<sockaddr*>(&addr), addr_len) == 0, "connect");
+    const bool connected = t.tcp || t.connect_client;
+    if (connected)
+        check(connect(client.get(), reinterpret_cast<sockaddr*>(&addr), addr_len) == 0, "connect");
     if (t.tcp) setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     setsockopt(client.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
     std::vector<char> msg(size, 'x'), reply(size);
     for (int i = 0; i < t.messages; i++) {
-        if (!write_all(client.get(), msg.data(), size)) break;
+        if (connected ? !write_all(client.get(), msg.data(), size)
+                      : sendto(client.get(), msg.data(), size, 0,
+                               reinterpret_cast<sockaddr*>(&addr), addr_len) != ssize_t(size))
+            break;
         if (t.tcp ? !read_all(client.get(), reply.data(), size)
                   : recv(client.get(), reply.data(), size, 0) <= 0)
             break;

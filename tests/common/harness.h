@@ -128,6 +128,7 @@ struct Traffic {
     int server_port = 0;  // 0: any free port
     std::chrono::microseconds gap{200};
     int client_port = 0;  // 0: an ephemeral port
+    bool connect_client = true;  // UDP: false sends with sendto() on an unconnected socket
 };
 int run_request_response(const Traffic& traffic);
 

@@ -85,6 +85,20 @@ TEST_P(PortFilters, RemotePortSelectsOnlyItsTraffic) {
     EXPECT_EQ(d.stop(), 0) << d.log();
 }
 
+// The same with a UDP client that sends with sendto() on an unconnected socket: the socket has no
+// remote port, so only the packet's destination says it is port A's traffic.
+TEST(PortFilters, RemotePortSelectsUnconnectedUdpSends) {
+    const int a = free_tcp_port(), b = free_tcp_port();
+    Daemon d(config_with("  remote_ports: [" + std::to_string(a) + "]\n"));
+    ASSERT_TRUE(d.running()) << d.log();
+    run_request_response(
+        {.tcp = false, .messages = kSelected, .server_port = a, .connect_client = false});
+    run_request_response(
+        {.tcp = false, .messages = kOther, .server_port = b, .connect_client = false});
+    check_counts(d, "udp", kSelected);
+    EXPECT_EQ(d.stop(), 0) << d.log();
+}
+
 INSTANTIATE_TEST_SUITE_P(Proto, PortFilters, ::testing::Values("udp", "tcp"),
                          [](const auto& info) { return info.param; });
 
