@@ -200,6 +200,7 @@ void Flow::send_stamped(int calls, int per_call, size_t bytes, const std::functi
         for (int m = 0; m < per_call; m++) stamps.sent(first + static_cast<size_t>(m), bytes);
         const int64_t start = netlat_load::realtime_ns();
         send(c);
+        if (::testing::Test::HasFatalFailure()) break;  // an ASSERT in send() or read() stops
         for (int m = 0; m < per_call; m++) records[first + static_cast<size_t>(m)].send_ns = start;
         if (read) {
             read(c);
@@ -207,6 +208,7 @@ void Flow::send_stamped(int calls, int per_call, size_t bytes, const std::functi
             for (int m = 0; m < per_call; m++)
                 ASSERT_EQ(receive(bytes), bytes) << "call " << c << " was not received";
         }
+        if (::testing::Test::HasFatalFailure()) break;
         stamps.drain(tx);  // the driver stamped the message before the receiver could read it
     }
     const int off = 0;
