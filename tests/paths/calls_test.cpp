@@ -81,13 +81,19 @@ class Calls : public ::testing::TestWithParam<bool> {
     }
 
     // netlatd's means against the kernel's stamps of the same messages (docs/SEMANTICS.md, "Checked
-    // against the kernel's timestamps"): rx where `rx`; tx `total` where netlatd timed the calls.
-    // A call whose start no hook sees (sendfile, splice and io_uring in tracepoint mode) has no tx
-    // `total` to judge: it is counted no_start (expect_timed_or_no_start), and then all of them are.
-    void expect_near_kernel(const Measured& m, bool rx, const std::string& what) {
+    // against the kernel's timestamps"): rx where `rx`; tx `total` where netlatd timed the calls
+    // and `tx_same_start` (netlatd's start is the call's, not a later point inside it). A call
+    // whose start no hook sees (sendfile, splice and io_uring in tracepoint mode) has no tx `total`
+    // to judge: it is counted no_start (expect_timed_or_no_start), and then all of them are.
+    void expect_near_kernel(const Measured& m, bool rx, const std::string& what,
+                            bool tx_same_start = true) {
         const double timed = m.w.samples("tx", "total", proto()) + m.w.skipped("tx");
-        const bool tx = timed >= kMessages * 0.99;
-        if (!tx) {
+        const bool tx = timed >= kMessages * 0.99 && tx_same_start;
+        if (timed >= kMessages * 0.99 && !tx)
+            std::printf("%s: netlatd tx total mean %.2f us, kernel mean %.2f us: not compared, "
+                        "netlatd starts later inside the call\n",
+                        what.c_str(), m.w.mean("tx", "total", proto()) * 1e6, m.kernel.tx * 1e6);
+        if (timed < kMessages * 0.99) {
             EXPECT_LE(timed, kMessages * 0.01)
                 << what << ": " << timed << " of " << kMessages << " calls timed, the rest not";
             std::printf("%s: tx total not timed (%.0f calls), not compared; the kernel stamped %d of "
@@ -248,7 +254,9 @@ TEST_P(Calls, SendfileIsTimedOrCountedNoStart) {
     });
     close(file);
     expect_timed_or_no_start(m.w, "sendfile");
-    expect_near_kernel(m, true, "sendfile");
+    // The function modes start a sendfile at the socket (kernel_sendpage before 6.5,
+    // __sock_sendmsg since), after the file's pages were read into the call's pipe: not judged.
+    expect_near_kernel(m, true, "sendfile", false);
     expect_later_messages_join(d, flow);
 }
 
@@ -290,7 +298,8 @@ TEST_P(Calls, IoUringWorkersSendAndRecv) {
     const Measured m = io_uring_run(IOSQE_ASYNC, &workers);
     EXPECT_GT(workers, 0) << "no io-wq worker ran the requests";
     expect_timed_or_no_start(m.w, "io_uring send / recv in io-wq workers");
-    expect_near_kernel(m, true, "io_uring send / recvmsg in io-wq workers");
+    // netlatd's start is the worker's __sock_sendmsg, after the hand-off to io-wq: not judged.
+    expect_near_kernel(m, true, "io_uring send / recvmsg in io-wq workers", false);
     expect_later_messages_join(d, flow);
 }
 

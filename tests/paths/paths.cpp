@@ -434,6 +434,7 @@ void expect_means_near_kernel(const Window& w, const Flow& f, const KernelMeans&
 
 void expect_comparisons_can_fail(const Window& w, const Flow& f, const KernelMeans& kernel,
                                  KernelStamps which, const std::string& what) {
+    if (::testing::Test::HasNonfatalFailure()) return;  // shown only where the real one passes
     for (KernelStamps one : {kTx, kRx}) {
         if (!(which & one)) continue;
         KernelMeans moved = kernel;

@@ -166,7 +166,8 @@ double kernel_mean_tolerance(double kernel);
 void expect_means_near_kernel(const Window& w, const Flow& f, const KernelMeans& kernel,
                               KernelStamps which, const std::string& what);
 // Each comparison of `which` fails when the kernel's mean moves by 5 times its tolerance (when the
-// real one passes, that is enough for a relative tolerance under 60%).
+// real one passes, that is enough for a relative tolerance under 60%; after a failure of the test
+// it is not tried).
 void expect_comparisons_can_fail(const Window& w, const Flow& f, const KernelMeans& kernel,
                                  KernelStamps which, const std::string& what);
 // After the event the test made, `messages` more on the same flow still join (>= 99%).
