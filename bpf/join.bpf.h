@@ -26,7 +26,10 @@ struct skb_entry {
     __u8 headless; /* rx: only the driver stage's time; what the packet is waits for the device stage */
     __u16 lport; /* rx: the local port */
     __u32 pad2;
-    __u64 sk; /* tx: the sending socket (software GSO gives it to the segments, not the original) */
+    union {
+        __u64 sk;   /* tx: the sending socket (software GSO gives it to the segments, not the original) */
+        __u64 head; /* rx: skb->head (the data buffer) at the driver stage: a re-injection keeps it */
+    };
 };
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -34,12 +34,33 @@ static __always_inline int rx_parse(int btf, const struct sk_buff *skb, struct p
     return p->headers > linear ? RX_HEADLESS : RX_PARSED;
 }
 
+/* A packet an upper device passes up again (a bridge: br_pass_frame_up -> netif_receive_skb) runs
+ * the driver stage a second time: the same skb with the same data buffer (skb->head), after its
+ * device stage at the lower device (and, with br_netfilter, the IPv4 PRE_ROUTING hooks the bridge
+ * runs for it: the network stage) and before any transport stage. It keeps its first driver time,
+ * so rx `total` and `driver_to_device` include the lower device's wait and the upper device. A
+ * new packet at a reused address (an skb freed where no hook sees it) is not taken for one: GRO
+ * merges never reach the device stage, segments TCP coalesces on its backlog are past the
+ * transport stage, and a new skb gets its own data buffer. A packet handed to another namespace
+ * (a bridge port's veth peer) starts afresh there. Returns the first driver time, or 0. */
+static __always_inline __u64 rx_reinjected(__u64 key, __u64 head, __u32 netns, __u64 now)
+{
+    struct skb_entry *old = skb_find(RX_SKBS, key);
+    if (!old || old->headless || !old->ts_first || old->head != head || old->netns != netns ||
+        now - old->ts_prev > cfg_stale_ns)
+        return 0;
+    if (old->prev_stage != NETLAT_STAGE_RX_DEVICE && old->prev_stage != NETLAT_STAGE_RX_NETWORK)
+        return 0;
+    return old->ts_first;
+}
+
 /* Starts following a received skb at `stage`: at the driver stage, or at the device stage for a
  * packet whose driver hand-off no hook saw. A packet whose headers the driver stage cannot read
  * gets a headless entry, its time only, which the device stage completes or deletes
  * (rx_identify). Anything else at that address is forgotten: skbs are also freed through paths no
  * hook sees (GRO merges, the NAPI skb cache), so an untracked packet (ARP, ICMP, filtered, sampled
- * out) must not inherit a freed packet's entry. */
+ * out) must not inherit a freed packet's entry; a re-injected packet keeps its first driver time
+ * (rx_reinjected). */
 static __always_inline void rx_start(int btf, const struct sk_buff *skb, int stage)
 {
     __u64 key = (__u64)skb;
@@ -57,7 +78,12 @@ static __always_inline void rx_start(int btf, const struct sk_buff *skb, int sta
                           .prev_stage = stage, .headless = headless};
     e.ts_stage[stage - NETLAT_STAGE_RX_DRIVER] = now;
     e.lport = p.dst_port;
-    if (stage == NETLAT_STAGE_RX_DRIVER) e.ts_first = now;
+    if (stage == NETLAT_STAGE_RX_DRIVER) {
+        e.head = (__u64)READ(btf, skb, head);
+        __u64 first = rx_reinjected(key, e.head, netns, now);
+        e.ts_first = first ? first : now;
+        e.ts_stage[0] = e.ts_first;
+    }
     skb_keep(RX_SKBS, key, &e);
     if (!headless) count(NETLAT_CTR_STAGE(stage));
 }

@@ -4,6 +4,8 @@
 // splice, io_uring) are each timed or counted no_start at their first join, never timed from
 // another call; TCP reads no hook sees (splice from the socket, zero-copy receive) are timed where
 // a hook sees them or counted unseen_read, never timed by a later read (docs/SEMANTICS.md).
+// netlatd's means are judged against the kernel's software timestamps of the same messages where
+// both have them (docs/SEMANTICS.md, "Checked against the kernel's timestamps, per path").
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <liburing.h>
@@ -19,6 +21,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -69,18 +73,38 @@ class Calls : public ::testing::TestWithParam<bool> {
     std::string proto() const { return tcp() ? "tcp" : "udp"; }
 
     // `send` sends message i (kSize bytes) on flow.tx; `read` reads it on flow.rx (default: one
-    // read()). Each message is sent, then read; both directions' counts are checked.
-    Window run(const std::function<void(int)>& send, const std::function<void()>& read = {}) {
-        Window w(d);
-        for (int i = 0; i < kMessages; i++) {
-            send(i);
-            if (read)
-                read();
-            else
-                EXPECT_EQ(flow.receive(kSize), kSize) << "message " << i;
+    // read()). Each message is sent, then read, with the kernel stamping both (Flow::send_stamped);
+    // both directions' counts are checked by the caller.
+    Measured run(const std::function<void(int)>& send,
+                 const std::function<void(int)>& read = {}) {
+        return measure_traffic(d, flow, [&] { flow.send_stamped(kMessages, 1, kSize, send, read); });
+    }
+
+    // netlatd's means against the kernel's stamps of the same messages (docs/SEMANTICS.md, "Checked
+    // against the kernel's timestamps"): rx where `rx`; tx `total` where netlatd timed the calls
+    // and `tx_same_start` (netlatd's start is the call's, not a later point inside it). A call
+    // whose start no hook sees (sendfile, splice and io_uring in tracepoint mode) has no tx `total`
+    // to judge: it is counted no_start (expect_timed_or_no_start), and then all of them are.
+    void expect_near_kernel(const Measured& m, bool rx, const std::string& what,
+                            bool tx_same_start = true) {
+        const double timed = m.w.samples("tx", "total", proto()) + m.w.skipped("tx");
+        const bool tx = timed >= kMessages * 0.99 && tx_same_start;
+        if (timed >= kMessages * 0.99 && !tx)
+            std::printf("%s: netlatd tx total mean %.2f us, kernel mean %.2f us: not compared, "
+                        "netlatd starts later inside the call\n",
+                        what.c_str(), m.w.mean("tx", "total", proto()) * 1e6, m.kernel.tx * 1e6);
+        if (timed < kMessages * 0.99) {
+            EXPECT_LE(timed, kMessages * 0.01)
+                << what << ": " << timed << " of " << kMessages << " calls timed, the rest not";
+            std::printf("%s: tx total not timed (%.0f calls), not compared; the kernel stamped %d of "
+                        "%d sends (mean %.2f us)\n",
+                        what.c_str(), timed, m.kernel.sends_stamped, m.kernel.sends,
+                        m.kernel.tx * 1e6);
         }
-        w.close();
-        return w;
+        RecordProperty("tx_compared", tx ? 1 : 0);
+        const auto which = static_cast<KernelStamps>((tx ? kTx : 0) | (rx ? kRx : 0));
+        expect_means_near_kernel(m.w, flow, m.kernel, which, what);
+        expect_comparisons_can_fail(m.w, flow, m.kernel, which, what);
     }
 
     // Calls the socket stage does not see are timed or counted no_start where they are first
@@ -99,11 +123,12 @@ class Calls : public ::testing::TestWithParam<bool> {
         expect_joined(w, "rx", "total", proto(), kMessages, what);
     }
 
-    // io_uring send and recv, each completed before the next message, with `sqe_flags` on every
-    // request. An IOSQE_ASYNC recv is submitted when its data is queued: the io-wq worker's
-    // non-blocking attempt then takes it (with nothing queued it would arm a poll, and the submitting
-    // thread would complete it). Returns the window and, in *workers, the io-wq threads seen.
-    Window io_uring_run(unsigned sqe_flags, int* workers) {
+    // io_uring send and recvmsg (recvmsg for the receive stamp's control message), each completed
+    // before the next message, with `sqe_flags` on every request. An IOSQE_ASYNC recv is submitted
+    // when its data is queued: the io-wq worker's non-blocking attempt then takes it (with nothing
+    // queued it would arm a poll, and the submitting thread would complete it). Returns the
+    // measurement and, in *workers, the io-wq threads seen.
+    Measured io_uring_run(unsigned sqe_flags, int* workers) {
         io_uring ring;
         EXPECT_EQ(io_uring_queue_init(8, &ring, 0), 0);
         std::vector<char> buf(kSize);
@@ -114,24 +139,32 @@ class Calls : public ::testing::TestWithParam<bool> {
             ASSERT_EQ(io_uring_submit(&ring), 1);
             io_uring_cqe* cqe = nullptr;
             ASSERT_EQ(io_uring_wait_cqe(&ring, &cqe), 0);
-            EXPECT_GT(cqe->res, 0) << "io_uring: " << cqe->res;
+            EXPECT_EQ(cqe->res, static_cast<int>(kSize)) << "io_uring: " << cqe->res;
             io_uring_cqe_seen(&ring, cqe);
         };
-        Window w = run(
+        Measured m = run(
             [&](int) {
                 submit([&](io_uring_sqe* s) {
                     io_uring_prep_send(s, flow.tx, payload.data(), kSize, 0);
                 });
             },
-            [&] {
+            [&](int) {
                 wait_readable(flow.rx, kSize);
+                iovec iov{buf.data(), kSize};
+                alignas(cmsghdr) char control[256];
+                msghdr msg{};
+                msg.msg_iov = &iov;
+                msg.msg_iovlen = 1;
+                msg.msg_control = control;
+                msg.msg_controllen = sizeof(control);
                 submit([&](io_uring_sqe* s) {
-                    io_uring_prep_recv(s, flow.rx, buf.data(), kSize, MSG_WAITALL);
+                    io_uring_prep_recvmsg(s, flow.rx, &msg, MSG_WAITALL);
                 });
+                flow.record_read(netlat_load::parse_rx_stamp(msg), netlat_load::realtime_ns());
             });
         *workers = io_workers();
         io_uring_queue_exit(&ring);
-        return w;
+        return m;
     }
 
     NetnsPair pair;
@@ -145,7 +178,21 @@ std::string proto_name(const ::testing::TestParamInfo<bool>& info) {
     return info.param ? "Tcp" : "Udp";
 }
 
-// sendmmsg of 10 messages: each message is a send call, timed once.
+// The mode of the hook netlatd attached for `dir` `stage` (netlatd_stage_info), "" if none.
+std::string stage_mode(Daemon& d, const std::string& dir, const std::string& stage) {
+    for (const auto& s : parse_metrics(d.scrape()))
+        if (s.name == "netlatd_stage_info" && s.labels.at("direction") == dir &&
+            s.labels.at("stage") == stage)
+            return s.labels.at("mode");
+    return "";
+}
+
+// sendmmsg of 10 messages: each message is a send call, timed once. Tracepoint mode times each
+// from the call's start (sys_enter), as the kernel's figure of each message (the clock before
+// sendmmsg -> its TX_SOFTWARE): judged there. The function modes time each from its own pass
+// through __sock_sendmsg, after the messages before it in the call: shorter by design, not
+// judged. TCP: MSG_EOR keeps each message in its own skb, so each has its stamp; the receiver
+// takes the ten in one read (their skbs are not told apart there), so only UDP's reads are judged.
 TEST_P(Calls, SendmmsgTimesEachMessage) {
     constexpr int kBatch = 10;
     iovec iov{const_cast<char*>(payload.data()), kSize};
@@ -154,65 +201,92 @@ TEST_P(Calls, SendmmsgTimesEachMessage) {
         m.msg_hdr.msg_iov = &iov;
         m.msg_hdr.msg_iovlen = 1;
     }
-    Window w(d);
-    for (int i = 0; i < kMessages / kBatch; i++) {
-        ASSERT_EQ(sendmmsg(flow.tx, batch.data(), kBatch, 0), kBatch);
-        if (tcp())
-            ASSERT_EQ(flow.receive(kSize * kBatch), kSize * kBatch);
-        else
-            for (int m = 0; m < kBatch; m++) ASSERT_EQ(flow.receive(kSize), kSize);
-    }
-    w.close();
-    expect_joined(w, "tx", "total", proto(), kMessages, "sendmmsg");
+    const Measured m = measure_traffic(d, flow, [&] {
+        flow.send_stamped(
+            kMessages / kBatch, kBatch, kSize,
+            [&](int) {
+                ASSERT_EQ(sendmmsg(flow.tx, batch.data(), kBatch, tcp() ? MSG_EOR : 0), kBatch);
+            },
+            [&](int) {
+                if (tcp())
+                    ASSERT_EQ(flow.receive(kSize * kBatch), kSize * kBatch);
+                else
+                    for (int i = 0; i < kBatch; i++) ASSERT_EQ(flow.receive(kSize), kSize);
+            });
+    });
+    expect_joined(m.w, "tx", "total", proto(), kMessages, "sendmmsg");
     // TCP: the receiver may take several messages in one skb; UDP: one datagram each.
-    if (!tcp()) expect_joined(w, "rx", "total", proto(), kMessages, "sendmmsg");
+    if (!tcp()) expect_joined(m.w, "rx", "total", proto(), kMessages, "sendmmsg");
+    const std::string mode = stage_mode(d, "tx", "socket");
+    const bool tx = mode == "tracepoint";
+    if (!tx) std::printf("sendmmsg: tx socket stage in %s mode: tx total not compared\n", mode.c_str());
+    const auto which = static_cast<KernelStamps>((tx ? kTx : 0) | (tcp() ? 0 : kRx));
+    if (which == kNoStamps) return;
+    expect_means_near_kernel(m.w, flow, m.kernel, which, "sendmmsg");
+    expect_comparisons_can_fail(m.w, flow, m.kernel, which, "sendmmsg");
 }
 
 // writev of three pieces: one send call.
 TEST_P(Calls, WritevIsOneCall) {
-    Window w = run([&](int) {
+    const Measured m = run([&](int) {
         iovec iov[3] = {{const_cast<char*>(payload.data()), 20},
                         {const_cast<char*>(payload.data()) + 20, 20},
                         {const_cast<char*>(payload.data()) + 40, kSize - 40}};
         ASSERT_EQ(writev(flow.tx, iov, 3), static_cast<ssize_t>(kSize));
     });
-    expect_each_message_joined(w, flow, kMessages, "writev");
+    expect_each_message_joined(m.w, flow, kMessages, "writev");
+    expect_means_near_kernel(m.w, flow, m.kernel, kTxRx, "writev");
+    expect_comparisons_can_fail(m.w, flow, m.kernel, kTxRx, "writev");
 }
 
-// sendfile from a file and splice from a pipe (TCP: the usual use; UDP takes them too).
+// sendfile from a file and splice from a pipe (TCP: the usual use; UDP takes them too). The kernel
+// stamps their data as any send's (6.5+: tcp_sendmsg_locked / udp_sendmsg with MSG_SPLICE_PAGES;
+// before, do_tcp_sendpages and udp_sendpage): netlatd's tx `total` is judged where it timed them.
 TEST_P(Calls, SendfileIsTimedOrCountedNoStart) {
     char path[] = "/tmp/netlatd-paths-XXXXXX";
     const int file = mkstemp(path);
     ASSERT_GE(file, 0);
     unlink(path);
     ASSERT_EQ(write(file, payload.data(), kSize), static_cast<ssize_t>(kSize));
-    Window w = run([&](int) {
+    const Measured m = run([&](int) {
         off_t offset = 0;
         ASSERT_EQ(sendfile(flow.tx, file, &offset, kSize), static_cast<ssize_t>(kSize));
     });
     close(file);
-    expect_timed_or_no_start(w, "sendfile");
+    expect_timed_or_no_start(m.w, "sendfile");
+    // The function modes start a sendfile at the socket (kernel_sendpage before 6.5,
+    // __sock_sendmsg since), after the file's pages were read into the call's pipe: not judged.
+    expect_near_kernel(m, true, "sendfile", false);
     expect_later_messages_join(d, flow);
 }
 
+// The pipe holds the next message before each splice, so the clock before the call is the
+// splice's.
 TEST_P(Calls, SpliceIsTimedOrCountedNoStart) {
     int pipe_fds[2];
     ASSERT_EQ(pipe(pipe_fds), 0);
-    Window w = run([&](int) {
-        ASSERT_EQ(write(pipe_fds[1], payload.data(), kSize), static_cast<ssize_t>(kSize));
-        ASSERT_EQ(splice(pipe_fds[0], nullptr, flow.tx, nullptr, kSize, 0),
-                  static_cast<ssize_t>(kSize));
-    });
+    ASSERT_EQ(write(pipe_fds[1], payload.data(), kSize), static_cast<ssize_t>(kSize));
+    const Measured m = run(
+        [&](int) {
+            ASSERT_EQ(splice(pipe_fds[0], nullptr, flow.tx, nullptr, kSize, 0),
+                      static_cast<ssize_t>(kSize));
+        },
+        [&](int) {
+            ASSERT_EQ(flow.receive(kSize), kSize);
+            ASSERT_EQ(write(pipe_fds[1], payload.data(), kSize), static_cast<ssize_t>(kSize));
+        });
     close(pipe_fds[0]);
     close(pipe_fds[1]);
-    expect_timed_or_no_start(w, "splice");
+    expect_timed_or_no_start(m.w, "splice");
+    expect_near_kernel(m, true, "splice");
     expect_later_messages_join(d, flow);
 }
 
 TEST_P(Calls, IoUringSendAndRecv) {
     int workers = 0;
-    Window w = io_uring_run(0, &workers);
-    expect_timed_or_no_start(w, "io_uring send / recv");
+    const Measured m = io_uring_run(0, &workers);
+    expect_timed_or_no_start(m.w, "io_uring send / recv");
+    expect_near_kernel(m, true, "io_uring send / recvmsg");
     expect_later_messages_join(d, flow);
 }
 
@@ -221,9 +295,11 @@ TEST_P(Calls, IoUringSendAndRecv) {
 // modes time them from __sock_sendmsg in the worker. Their reads are joined in every mode.
 TEST_P(Calls, IoUringWorkersSendAndRecv) {
     int workers = 0;
-    Window w = io_uring_run(IOSQE_ASYNC, &workers);
+    const Measured m = io_uring_run(IOSQE_ASYNC, &workers);
     EXPECT_GT(workers, 0) << "no io-wq worker ran the requests";
-    expect_timed_or_no_start(w, "io_uring send / recv in io-wq workers");
+    expect_timed_or_no_start(m.w, "io_uring send / recv in io-wq workers");
+    // netlatd's start is the worker's __sock_sendmsg, after the hand-off to io-wq: not judged.
+    expect_near_kernel(m, true, "io_uring send / recvmsg in io-wq workers", false);
     expect_later_messages_join(d, flow);
 }
 
@@ -344,9 +420,9 @@ TEST_P(TcpCalls, KtlsSendsAndReadsAreTimedOrCounted) {
         << "TLS_TX: " << std::strerror(errno);
     ASSERT_EQ(setsockopt(flow.rx, SOL_TLS, TLS_RX, &crypto, sizeof(crypto)), 0)
         << "TLS_RX: " << std::strerror(errno);
-    Window w = run([&](int) {
+    const Window w = run([&](int) {
         ASSERT_EQ(write(flow.tx, payload.data(), kSize), static_cast<ssize_t>(kSize));
-    });
+    }).w;
     const double sent = w.samples("tx", "total", "tcp");
     const double no_start = std::max(w.unmatched("tx", "no_start", "socket_to_transport"),
                                      w.unmatched("tx", "no_start", "transport_to_network"));
@@ -369,7 +445,9 @@ TEST_P(TcpCalls, KtlsSendsAndReadsAreTimedOrCounted) {
 
 INSTANTIATE_TEST_SUITE_P(Paths, TcpCalls, ::testing::Values(true), proto_name);
 
-// recvmmsg: 10 datagrams queued, then taken by one call; each is a read, joined once.
+// recvmmsg: 10 datagrams queued, then taken by one call; each is a read, joined once, and judged
+// against its receive stamp -> the application's clock after the call (each datagram's read ends
+// inside the call, the kernel's figure after the call's last datagram: a few copies later).
 TEST(Recvmmsg, EachDatagramIsARead) {
     NetnsPair pair;
     const std::string a = NetnsPair::path(pair.ns_a), b = NetnsPair::path(pair.ns_b);
@@ -379,27 +457,36 @@ TEST(Recvmmsg, EachDatagramIsARead) {
     flow.ping(20);
     constexpr int kBatch = 10;
     std::vector<std::vector<char>> bufs(kBatch, std::vector<char>(kSize));
+    std::vector<std::array<char, 256>> controls(kBatch);
     std::vector<iovec> iovs(kBatch);
     std::vector<mmsghdr> batch(kBatch);
-    for (int m = 0; m < kBatch; m++) {
-        iovs[m] = {bufs[m].data(), kSize};
-        batch[m].msg_hdr.msg_iov = &iovs[m];
-        batch[m].msg_hdr.msg_iovlen = 1;
-    }
     const std::string payload(kSize, 'r');
-    Window w(d);
-    for (int i = 0; i < kMessages / kBatch; i++) {
-        for (int m = 0; m < kBatch; m++)
-            ASSERT_EQ(write(flow.tx, payload.data(), kSize), static_cast<ssize_t>(kSize));
-        int got = 0;
-        while (got < kBatch) {
-            int n = recvmmsg(flow.rx, batch.data() + got, kBatch - got, 0, nullptr);
-            ASSERT_GT(n, 0);
-            got += n;
+    const Measured m = measure_traffic(d, flow, [&] {
+        for (int i = 0; i < kMessages / kBatch; i++) {
+            for (int j = 0; j < kBatch; j++)
+                ASSERT_EQ(write(flow.tx, payload.data(), kSize), static_cast<ssize_t>(kSize));
+            int got = 0;
+            while (got < kBatch) {
+                for (int j = got; j < kBatch; j++) {
+                    iovs[j] = {bufs[j].data(), kSize};
+                    batch[j].msg_hdr = {};
+                    batch[j].msg_hdr.msg_iov = &iovs[j];
+                    batch[j].msg_hdr.msg_iovlen = 1;
+                    batch[j].msg_hdr.msg_control = controls[j].data();
+                    batch[j].msg_hdr.msg_controllen = controls[j].size();
+                }
+                const int n = recvmmsg(flow.rx, batch.data() + got, kBatch - got, 0, nullptr);
+                const int64_t now = netlat_load::realtime_ns();
+                ASSERT_GT(n, 0);
+                for (int j = got; j < got + n; j++)
+                    flow.record_read(netlat_load::parse_rx_stamp(batch[j].msg_hdr), now);
+                got += n;
+            }
         }
-    }
-    w.close();
-    expect_each_message_joined(w, flow, kMessages, "recvmmsg");
+    });
+    expect_each_message_joined(m.w, flow, kMessages, "recvmmsg");
+    expect_means_near_kernel(m.w, flow, m.kernel, kRx, "recvmmsg");
+    expect_comparisons_can_fail(m.w, flow, m.kernel, kRx, "recvmmsg");
     expect_later_messages_join(d, flow);
 }
 

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,8 +65,18 @@ class Flow {
     // its skb and moves its stamp) and read whole before the next (UDP: as `datagrams` datagrams of
     // equal size, for a socket that segments its sends).
     void ping(int n, size_t bytes = 64, int datagrams = 1);
+    // `calls` send calls, each of `per_call` messages of `bytes` (send(c) makes call c; the
+    // application's clock is taken just before it and is every message's start), each call's
+    // messages read by read(c) (default: receive(bytes) per message) before the next call. The
+    // kernel stamps the sends as in ping(). Each message must leave in an skb of its own (TCP:
+    // MSG_EOR, or one message per call, read before the next), or its stamp goes to a later one.
+    void send_stamped(int calls, int per_call, size_t bytes, const std::function<void(int)>& send,
+                      const std::function<void(int)>& read = {});
     // Reads one UDP datagram or `bytes` of TCP; returns the bytes read.
     size_t receive(size_t bytes);
+    // A read the test made itself (recvmmsg, io_uring): the message's RX stamp, if the read
+    // reported one, and the application's clock after the read returned.
+    void record_read(std::optional<int64_t> stamp, int64_t now);
     // The kernel's means over the messages ping() sent since the last call.
     KernelMeans kernel_means();
 
@@ -125,6 +136,9 @@ struct Measured {
     KernelMeans kernel;
 };
 Measured measure_messages(Daemon& d, Flow& f, int n, size_t bytes = 64, int datagrams = 1);
+// The same around any `traffic` on `f` (send_stamped(), record_read()), from a SCHED_FIFO thread
+// as above.
+Measured measure_traffic(Daemon& d, Flow& f, const std::function<void()>& traffic);
 
 // The samples of `dir` `segment` for `proto` are `expected` (messages or skbs) within 99% and 101%,
 // the ones missing are counted under an unmatched reason of `dir`, and no sample of `dir` is longer
@@ -151,6 +165,11 @@ double kernel_mean_tolerance(double kernel);
 // kRx) are within kernel_mean_tolerance() of the kernel's means of the same messages.
 void expect_means_near_kernel(const Window& w, const Flow& f, const KernelMeans& kernel,
                               KernelStamps which, const std::string& what);
+// Each comparison of `which` fails when the kernel's mean moves by 5 times its tolerance (when the
+// real one passes, that is enough for a relative tolerance under 60%; after a failure of the test
+// it is not tried).
+void expect_comparisons_can_fail(const Window& w, const Flow& f, const KernelMeans& kernel,
+                                 KernelStamps which, const std::string& what);
 // After the event the test made, `messages` more on the same flow still join (>= 99%).
 void expect_later_messages_join(Daemon& d, Flow& f, int messages = 200);
 
