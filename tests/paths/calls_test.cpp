@@ -150,17 +150,11 @@ class Calls : public ::testing::TestWithParam<bool> {
             },
             [&](int) {
                 wait_readable(flow.rx, kSize);
-                iovec iov{buf.data(), kSize};
-                alignas(cmsghdr) char control[256];
-                msghdr msg{};
-                msg.msg_iov = &iov;
-                msg.msg_iovlen = 1;
-                msg.msg_control = control;
-                msg.msg_controllen = sizeof(control);
+                StampedRead r(buf.data(), kSize);
                 submit([&](io_uring_sqe* s) {
-                    io_uring_prep_recvmsg(s, flow.rx, &msg, MSG_WAITALL);
+                    io_uring_prep_recvmsg(s, flow.rx, &r.msg, MSG_WAITALL);
                 });
-                flow.record_read(netlat_load::parse_rx_stamp(msg), netlat_load::realtime_ns());
+                flow.record_read(netlat_load::parse_rx_stamp(r.msg), netlat_load::realtime_ns());
             });
         *workers = io_workers();
         io_uring_queue_exit(&ring);

@@ -161,17 +161,11 @@ size_t Flow::receive(size_t bytes) {
     size_t got = 0;
     std::optional<int64_t> stamp;
     do {
-        iovec iov{buf.data() + got, buf.size() - got};
-        alignas(cmsghdr) char control[256];
-        msghdr msg{};
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof(control);
-        const ssize_t n = recvmsg(rx, &msg, 0);
+        StampedRead r(buf.data() + got, buf.size() - got);
+        const ssize_t n = recvmsg(rx, &r.msg, 0);
         if (n < 0 || (tcp && n == 0)) break;
         got += static_cast<size_t>(n);
-        stamp = netlat_load::parse_rx_stamp(msg);  // TCP: of the read that completes the message
+        stamp = netlat_load::parse_rx_stamp(r.msg);  // TCP: of the read that completes the message
     } while (tcp && got < bytes);
     const int64_t now = netlat_load::realtime_ns();
     if (tcp && got < bytes) return got;

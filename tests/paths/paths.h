@@ -3,6 +3,8 @@
 #pragma once
 
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <array>
 #include <chrono>
@@ -46,6 +48,22 @@ struct KernelMeans {
     int sends = 0, sends_stamped = 0;  // messages ping() sent, those with a TX_SOFTWARE stamp
     double rx = 0;  // RX_SOFTWARE -> the read that completed the message (UDP: datagram) returns
     int reads = 0, reads_stamped = 0;  // messages and datagrams read, those with an RX stamp
+};
+
+// A msghdr for one read into `len` bytes at `data`, with room for the kernel's control messages
+// (netlat_load::parse_rx_stamp reads the receive stamp from it). Not copyable: msg points into it.
+struct StampedRead {
+    StampedRead(void* data, size_t len) : iov{data, len} {
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof(control);
+    }
+    StampedRead(const StampedRead&) = delete;
+    StampedRead& operator=(const StampedRead&) = delete;
+    iovec iov;
+    alignas(cmsghdr) char control[256];
+    msghdr msg{};
 };
 
 // One-way messages from `tx` (namespace from_ns, bound to kClientPort) to `rx` (to_ns,
