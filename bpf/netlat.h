@@ -65,8 +65,9 @@
  * coalesced:   more calls ended in one skb than an skb entry can carry (or one's skb was missed)
  * dropped:     the packet was freed (kfree_skb) before reaching the end stage
  * unseen_read: TCP data taken by a read no hook sees (splice, zero-copy receive): not timed later
- * skipped:     the kernel skipped netlatd's kprobe programs for this packet (another BPF program
- *              or a BPF map syscall held the CPU's bpf_prog_active): not followed
+ * skipped:     the kernel skipped netlatd's kprobe programs for this packet (a kprobe handler,
+ *              another BPF program or a BPF map syscall held the CPU's current_kprobe or
+ *              bpf_prog_active): not followed
  */
 #define NETLAT_UNMATCHED_REASONS(X) \
     X(NO_START, no_start)           \

@@ -111,41 +111,80 @@ static __always_inline int rx_identify(int btf, const struct sk_buff *skb, struc
 }
 
 /*
- * The kernel runs no kprobe program on a CPU while its bpf_prog_active is held: by a kprobe
- * program the current softirq interrupted, or by a BPF map syscall (bpf_disable_instrumentation:
- * netlatd's drain too, while it copies a value). Kernels before 6.7 count none of
- * these skips. The receive softirq cannot end before the holder resumes, so a packet that finds
- * it held at the device stage (a tracepoint, which it does not stop) passes its kprobe stages on
- * this CPU unseen. A TCP segment is then not followed (tcp_rcv_established would not take it) and,
- * if it carries data, counted rx total/skipped; a UDP datagram still is: the next wakeup's walk of
- * the receive queue finds it, and its unseen stages count no_start. Only tracepoint programs look
- * (a kprobe at the device stage would find its own hold).
+ * The kernel runs no kprobe program on a CPU while either of two per-CPU holds is on:
+ * - current_kprobe, set for the whole of a kprobe's handler (kprobe_ftrace_handler, the int3 and
+ *   optimized handlers, a kretprobe's return handler): a kprobe hit meanwhile finds kprobe_running()
+ *   and only counts in the kprobe's own nmissed, which BPF does not export;
+ * - bpf_prog_active, held while a kprobe program runs (trace_call_bpf) and by a BPF map syscall
+ *   (bpf_disable_instrumentation: netlatd's drain too, while it copies a value).
+ * Kernels before 6.7 count none of these skips as BPF misses. Both are taken in process context
+ * with interrupts on (a function-entry kprobe is ftrace-based where CONFIG_KPROBES_ON_FTRACE, as on
+ * Debian), so a receive softirq run on the interrupt's exit can find either. It cannot end before
+ * the holder resumes, so a packet that finds one held at the device stage (a tracepoint, which
+ * neither stops) passes its kprobe stages on this CPU unseen. A TCP segment is then not followed
+ * (tcp_rcv_established would not take it) and, if it carries data, counted rx total/skipped; a UDP
+ * datagram still is: the next wakeup's walk of the receive queue finds it, and its unseen stages
+ * count no_start. A UDP GSO super-datagram is not (its split datagrams are new skbs): each of its
+ * datagrams counts skipped. Only tracepoint programs look (a kprobe at the device stage would
+ * find its own holds).
  */
 #define RX_STAGES_AFTER_DEVICE                                                                  \
     ((1u << NETLAT_STAGE_RX_NETWORK) | (1u << NETLAT_STAGE_RX_TRANSPORT) |                      \
      (1u << NETLAT_STAGE_RX_QUEUED))
-/* The addresses of bpf_prog_active (a per-CPU int) and __per_cpu_offset, set by the daemon from
- * /proc/kallsyms when kprobe stages are loaded (0: unknown, the check is off). Not ksyms: libbpf
- * fails the whole load when it cannot read /proc/kallsyms (a sandboxed service), and typed ones
- * fail on kernels without CONFIG_KALLSYMS_ALL. */
+/* The addresses of bpf_prog_active (a per-CPU int), current_kprobe (a per-CPU pointer) and
+ * __per_cpu_offset, set by the daemon from /proc/kallsyms when kprobe stages are loaded (0:
+ * unknown; without __per_cpu_offset the check is off). Not ksyms: libbpf fails the whole load
+ * when it cannot read /proc/kallsyms (a sandboxed service), and typed ones fail on kernels
+ * without CONFIG_KALLSYMS_ALL. */
 const volatile __u64 cfg_bpf_prog_active = 0;
+const volatile __u64 cfg_current_kprobe = 0;
 const volatile __u64 cfg_per_cpu_offset = 0;
-static __always_inline int cpu_bpf_prog_active(void)
+static __always_inline int cpu_kprobes_held(void)
 {
-    if (!cfg_bpf_prog_active || !cfg_per_cpu_offset) return 0;
+    if (!cfg_per_cpu_offset || (!cfg_bpf_prog_active && !cfg_current_kprobe)) return 0;
     __u64 base = 0;
     const __u64 *offsets = (const __u64 *)cfg_per_cpu_offset;
     if (bpf_probe_read_kernel(&base, sizeof(base), offsets + bpf_get_smp_processor_id())) return 0;
     int active = 0;
-    bpf_probe_read_kernel(&active, sizeof(active), (const void *)(base + cfg_bpf_prog_active));
-    return active;
+    __u64 kprobe = 0;
+    if (cfg_bpf_prog_active)
+        bpf_probe_read_kernel(&active, sizeof(active), (const void *)(base + cfg_bpf_prog_active));
+    if (cfg_current_kprobe)
+        bpf_probe_read_kernel(&kprobe, sizeof(kprobe), (const void *)(base + cfg_current_kprobe));
+    return active || kprobe;
 }
+/* A UDP GSO super-datagram (a veth peer with tx-udp-segmentation) is split by the receiving UDP
+ * (udp_rcv_segment, past the udp_rcv kprobe that would hand its times to the datagrams, rx_gso):
+ * its datagrams will have no times, so each is counted skipped, and rx_gso is cleared so that they
+ * do not take the previous super-datagram's times. Its gso_segs is what a split makes. */
+static __always_inline void rx_udp_kprobes_skipped(const struct sk_buff *skb, __u64 key)
+{
+    __u64 head = 0;
+    __u32 end = 0;
+    __u16 segs = 0;
+    if (BPF_CORE_READ_INTO(&head, skb, head) || BPF_CORE_READ_INTO(&end, skb, end) || !head) return;
+    const struct skb_shared_info *shinfo = (const struct skb_shared_info *)(head + end);
+    if (BPF_CORE_READ_INTO(&segs, shinfo, gso_segs) || segs < 2) return;
+    __u32 zero = 0;
+    struct rx_segmented *g = bpf_map_lookup_elem(&rx_gso, &zero);
+    if (g) g->ts = 0;
+    __u32 idx = NETLAT_CTR_UNMATCHED(NETLAT_SEG_RX_TOTAL, NETLAT_UNMATCHED_SKIPPED);
+    __u64 *c = bpf_map_lookup_elem(&counters, &idx);
+    if (c) *c += segs;
+    skb_forget(RX_SKBS, key);
+}
+
 static __always_inline void rx_kprobes_skipped(int btf, const struct sk_buff *skb)
 {
-    if (!btf || !(cfg_kprobe_stages & RX_STAGES_AFTER_DEVICE) || !cpu_bpf_prog_active()) return;
+    if (!btf || !(cfg_kprobe_stages & RX_STAGES_AFTER_DEVICE) || !cpu_kprobes_held()) return;
     __u64 key = (__u64)skb;
     struct skb_entry *e = skb_find(RX_SKBS, key);
-    if (!e || e->headless || e->proto != NETLAT_PROTO_TCP) return;
+    if (!e || e->headless) return;
+    if (e->proto == NETLAT_PROTO_UDP) {
+        rx_udp_kprobes_skipped(skb, key);
+        return;
+    }
+    if (e->proto != NETLAT_PROTO_TCP) return;
     struct pkt p = {};
     if (rx_parse(btf, skb, &p) == RX_PARSED && p.payload)
         count_unmatched(NETLAT_SEG_RX_TOTAL, NETLAT_UNMATCHED_SKIPPED);

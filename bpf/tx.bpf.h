@@ -165,8 +165,9 @@ static __always_inline void tx_call_joined(struct skb_entry *e, __u64 t_socket, 
 
 
 /* Why a TCP packet went by unjoined. Every TCP packet passes ip_output / ip6_output: where they are
- * kprobes, one they did not see is one the kernel skipped (rx.bpf.h: bpf_prog_active; TCP sends
- * from softirq too, on ACKs); otherwise it went out where no hook was yet (a new namespace). */
+ * kprobes, one they did not see is one the kernel skipped (rx.bpf.h: current_kprobe and
+ * bpf_prog_active; TCP sends from softirq too, on ACKs); otherwise it went out where no hook was
+ * yet (a new namespace). */
 static __always_inline int tx_unjoined_reason(void)
 {
     return cfg_kprobe_stages & (1u << NETLAT_STAGE_TX_NETWORK) ? NETLAT_UNMATCHED_SKIPPED

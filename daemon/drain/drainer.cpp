@@ -49,6 +49,7 @@ void Drainer::drain() {
     }
     if (store_ != nullptr) store_->commit(previous_counters_, evictions_);
     drain_programs();
+    metrics_.drains().Increment();  // last: this drain's metrics are all in
 }
 
 void Drainer::drain_histograms(const HistSnapshot& snapshot) {

@@ -138,6 +138,15 @@ Metrics::Metrics(const Config& config, std::string version, std::string libbpf_v
                             .Register(*registry_)
                             .Add({});
 
+    drains_ = &prometheus::BuildCounter()
+                   .Name("netlatd_drains_total")
+                   .Help(
+                       "Reads of the BPF maps into these metrics (one per interval); a scrape "
+                       "shows a drain whole, and a value two above an earlier scrape's means "
+                       "everything counted before that scrape is in")
+                   .Register(*registry_)
+                   .Add({});
+
     sampling_ratio_ = &prometheus::BuildGauge()
                            .Name("netlatd_sampling_ratio")
                            .Help(

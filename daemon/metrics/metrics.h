@@ -59,6 +59,9 @@ class Metrics {
     }
     prometheus::Counter& map_evictions(unsigned map) { return *map_evictions_.at(map); }
     prometheus::Counter& series_overflow() { return *series_overflow_; }
+    // netlatd_drains_total: drains done. Incremented after a drain's metrics are in: a scrape that
+    // shows it two above an earlier scrape's value holds everything the maps had at that scrape.
+    prometheus::Counter& drains() { return *drains_; }
     prometheus::Gauge& sampling_ratio() { return *sampling_ratio_; }
     prometheus::Gauge& bpf_cpu_ratio() { return *bpf_cpu_ratio_; }
     // netlatd_bpf_program_{run_seconds,runs,misses}_total{program}: created on first use.
@@ -97,6 +100,7 @@ class Metrics {
         unmatched_{};
     std::array<prometheus::Counter*, NETLAT_MAP_COUNT> map_evictions_{};
     prometheus::Counter* series_overflow_;
+    prometheus::Counter* drains_;
     prometheus::Gauge* sampling_ratio_;
     prometheus::Gauge* bpf_cpu_ratio_;
     std::vector<prometheus::Gauge*> stage_info_;

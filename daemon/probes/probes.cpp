@@ -267,9 +267,10 @@ void Probes::configure(const Config& config) {
             std::istringstream fields(line);
             std::string address, type, name;
             fields >> address >> type >> name;
-            if (name != "bpf_prog_active" && name != "__per_cpu_offset") continue;
             __u64 value = std::strtoull(address.c_str(), nullptr, 16);
-            (name == "bpf_prog_active" ? ro->cfg_bpf_prog_active : ro->cfg_per_cpu_offset) = value;
+            if (name == "bpf_prog_active") ro->cfg_bpf_prog_active = value;
+            else if (name == "current_kprobe") ro->cfg_current_kprobe = value;
+            else if (name == "__per_cpu_offset") ro->cfg_per_cpu_offset = value;
         }
     }
     ro->cfg_stale_ns = static_cast<__u64>(config.maps.stale_after.count());

@@ -72,7 +72,8 @@ class Nic : public ::testing::Test {
         std::cout << what << ": tx total " << w.samples("tx", "total", proto) << ", rx total "
                   << w.samples("rx", "total", proto) << "; unmatched tx "
                   << w.unmatched_summary("tx") << ", rx " << w.unmatched_summary("rx") << "; "
-                  << stage_events(w) << std::endl;
+                  << stage_events(w) << "; " << w.drains() << " drains in " << w.seconds()
+                  << " s, closing scrape after " << w.settle_seconds() << " s" << std::endl;
     }
 
     std::optional<Nics> nics;

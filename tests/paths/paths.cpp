@@ -248,16 +248,35 @@ KernelMeans Flow::kernel_means() {
     return k;
 }
 
-Window::Window(Daemon& d) : d_(d) {
+std::vector<Sample> Window::settled_scrape() {
+    const auto from = std::chrono::steady_clock::now();
+    const double drains = metric_value(parse_metrics(d_.scrape()), "netlatd_drains_total", {});
     std::this_thread::sleep_for(kSettle);
-    before_ = parse_metrics(d_.scrape());
+    const auto deadline = from + std::chrono::duration<double>(60 * time_scale());
+    for (;;) {
+        std::vector<Sample> now = parse_metrics(d_.scrape());
+        if (metric_value(now, "netlatd_drains_total", {}) >= drains + 2) {
+            settle_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - from)
+                                  .count();
+            return now;
+        }
+        if (std::chrono::steady_clock::now() > deadline) {
+            ADD_FAILURE() << "netlatd did not drain twice in " << 60 * time_scale()
+                          << " s (netlatd_drains_total stayed below " << drains + 2 << ")";
+            return now;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+}
+
+Window::Window(Daemon& d) : d_(d) {
+    before_ = settled_scrape();
     start_ = std::chrono::steady_clock::now();
 }
 
 void Window::close() {
     seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    std::this_thread::sleep_for(kSettle);
-    after_ = parse_metrics(d_.scrape());
+    after_ = settled_scrape();
 }
 
 double Window::delta(const std::string& name,

@@ -110,7 +110,8 @@ class Flow {
 };
 
 // What netlatd counted between the window's opening and its closing, and how long the traffic in
-// between took. Both ends wait for more than two drain intervals, then scrape.
+// between took. Both ends scrape once netlatd has drained twice after them (netlatd_drains_total),
+// and no sooner than 350 ms.
 class Window {
   public:
     explicit Window(Daemon& d);
@@ -137,13 +138,21 @@ class Window {
     // "segment/reason=n ..." for every unmatched counter of `dir` that moved.
     std::string unmatched_summary(const std::string& dir) const;
     double seconds() const { return seconds_; }
+    // netlatd's drains between the two scrapes, and how long close() waited for its scrape (s).
+    double drains() const { return delta("netlatd_drains_total", {}); }
+    double settle_seconds() const { return settle_seconds_; }
 
   private:
     double delta(const std::string& name, const std::map<std::string, std::string>& match) const;
+    // A scrape holding everything netlatd's programs counted before the call: it waits kSettle
+    // for the kernel's last work on the traffic, then for the second drain completed after the
+    // call (the first may have read the maps before it). A slow drain (the one-vCPU TCG guest on a
+    // busy host) makes this wait longer instead of cutting the window's last messages off.
+    std::vector<Sample> settled_scrape();
     Daemon& d_;
     std::vector<Sample> before_, after_;
     std::chrono::steady_clock::time_point start_;
-    double seconds_ = 0;
+    double seconds_ = 0, settle_seconds_ = 0;
 };
 
 // A window around `n` messages of `f` (ping(n, bytes, datagrams)), sent from a SCHED_FIFO thread

@@ -156,6 +156,7 @@ TEST(Drainer, AllStaticSeriesExistAtZeroBeforeAnyDrain) {
     EXPECT_EQ(count_series(samples, "netlatd_map_evictions_total"), size_t{NETLAT_MAP_COUNT});
     EXPECT_EQ(value(samples, "netlatd_map_evictions_total", {{"map", "tx_skb"}}), 0.0);
     EXPECT_EQ(value(samples, "netlatd_series_overflow_total", {}), 0.0);
+    EXPECT_EQ(value(samples, "netlatd_drains_total", {}), 0.0);
     EXPECT_EQ(value(samples, "netlatd_build_info",
                     {{"version", "0.1.0"}, {"libbpf", "1.1.2"}, {"kernel", "6.18.0"}}),
               1.0);
@@ -210,6 +211,7 @@ TEST(Drainer, ExportsDeltasAcrossDrains) {
               5.0);
     EXPECT_EQ(value(samples, "netlatd_stack_latency_seconds_count", kTxTotalTcp), 7.0);
     EXPECT_NEAR(*value(samples, "netlatd_stack_latency_seconds_sum", kTxTotalTcp), 12500e-9, 1e-15);
+    EXPECT_EQ(value(samples, "netlatd_drains_total", {}), 3.0);
 }
 
 TEST(Drainer, SlotCountersWrapModulo2To32) {
