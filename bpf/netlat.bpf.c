@@ -45,7 +45,8 @@ static __always_inline void skb_freed(const struct sk_buff *skb, int dropped)
     if (e) {
         if (dropped && !e->headless && e->prev_stage < NETLAT_STAGE_RX_SOCKET) {
             count_unmatched(segment_into(e->prev_stage + 1), NETLAT_UNMATCHED_DROPPED);
-        } else if (!dropped && e->proto == NETLAT_PROTO_UDP && e->prev_stage == NETLAT_STAGE_RX_TRANSPORT) {
+        } else if (!dropped && !e->headless && e->proto == NETLAT_PROTO_UDP &&
+                   e->prev_stage == NETLAT_STAGE_RX_TRANSPORT) {
             __u32 zero = 0;
             struct rx_segmented *g = bpf_map_lookup_elem(&rx_gso, &zero);
             if (g) {

@@ -24,15 +24,25 @@ static __always_inline struct sock_state *rx_state(int btf, const struct sock *s
 /* What the packet at skb->data (its IP header) is. RX_HEADLESS: its headers are not all in the
  * skb's linear part yet: a driver that leaves them in a page fragment until GRO pulls them
  * (virtio-net's mergeable buffers copy only the Ethernet header of a large frame; napi_gro_frags
- * drivers). The bytes past the linear part are not the packet's, so they are not parsed. */
-enum { RX_OTHER, RX_PARSED, RX_HEADLESS };
+ * drivers). RX_NO_PORTS: a UDP packet whose IP header is in the linear part and whose UDP header
+ * is not (GRO pulls only the IP header of a datagram for a socket without UDP_GRO): p has its
+ * protocol and family, not its ports. The bytes past the linear part are not the packet's: what
+ * parse_l3 read there is not used. */
+enum { RX_OTHER, RX_PARSED, RX_HEADLESS, RX_NO_PORTS };
 static __always_inline int rx_parse(int btf, const struct sk_buff *skb, struct pkt *p)
 {
     __u32 linear = READ(btf, skb, len) - READ(btf, skb, data_len);
-    if (linear < sizeof(struct iphdr) + sizeof(struct udphdr)) return RX_HEADLESS;
-    if (!parse_l3(btf, skb, READ(btf, skb, data), p)) return RX_OTHER;
-    return p->headers > linear ? RX_HEADLESS : RX_PARSED;
+    if (linear < sizeof(struct iphdr)) return RX_HEADLESS;
+    if (!parse_l3(btf, skb, READ(btf, skb, data), p))
+        return linear < sizeof(struct iphdr) + sizeof(struct udphdr) ? RX_HEADLESS : RX_OTHER;
+    if (p->headers <= linear) return RX_PARSED;
+    if (p->proto == NETLAT_PROTO_UDP && p->headers - sizeof(struct udphdr) <= linear)
+        return RX_NO_PORTS;
+    return RX_HEADLESS;
 }
+
+/* e->headless: what an entry still waits for before it is known to be a measured packet. */
+enum { RX_KNOWN, RX_WAITS_HEADERS, RX_WAITS_PORTS };
 
 /* A packet an upper device passes up again (a bridge: br_pass_frame_up -> netif_receive_skb) runs
  * the driver stage a second time: the same skb with the same data buffer (skb->head), after its
@@ -68,7 +78,9 @@ static __always_inline void rx_start(int btf, const struct sk_buff *skb, int sta
     const struct net_device *dev = READ(btf, skb, dev);
     __u32 netns = netns_of_dev(btf, dev);
     int what = dev_wanted(dev) ? rx_parse(btf, skb, &p) : RX_OTHER;
-    int headless = what == RX_HEADLESS && stage == NETLAT_STAGE_RX_DRIVER;
+    int headless = stage == NETLAT_STAGE_RX_DRIVER
+                       ? (what == RX_HEADLESS || what == RX_NO_PORTS ? RX_WAITS_HEADERS : RX_KNOWN)
+                       : (what == RX_NO_PORTS ? RX_WAITS_PORTS : RX_KNOWN);
     if (!headless && (what != RX_PARSED || !flow_wanted(p.dst_port, p.src_port, netns))) {
         if (stage == NETLAT_STAGE_RX_DRIVER) skb_forget(RX_SKBS, key);
         return;
@@ -91,23 +103,54 @@ static __always_inline void rx_start(int btf, const struct sk_buff *skb, int sta
 /* A headless entry at the next stage. At the device stage GRO has pulled the packet's headers
  * into the linear part (gro_pull_from_frag0) and skb->data is at the IP header: the packet is
  * what they say, followed from its driver time if wanted. GRO merges later frames into the skb
- * it holds, the first, so that is the first frame's time. Returns 0 when the entry is gone. */
+ * it holds, the first, so that is the first frame's time. A UDP datagram whose ports are still
+ * outside waits for UDP's own pull (the receive queue: rx_ports_known), passing the network and
+ * transport stages meanwhile. Returns 0 when the entry is gone. */
 static __always_inline int rx_identify(int btf, const struct sk_buff *skb, struct skb_entry *e,
                                        int stage)
 {
+    if (e->headless == RX_WAITS_PORTS) return 1;
     struct pkt p = {};
-    if (stage == NETLAT_STAGE_RX_DEVICE && rx_parse(btf, skb, &p) == RX_PARSED &&
-        flow_wanted(p.dst_port, p.src_port, e->netns)) {
-        e->headless = 0;
+    int what = stage == NETLAT_STAGE_RX_DEVICE ? rx_parse(btf, skb, &p) : RX_OTHER;
+    if (what == RX_PARSED && flow_wanted(p.dst_port, p.src_port, e->netns)) {
+        e->headless = RX_KNOWN;
         e->proto = p.proto;
         e->family = p.family;
         e->lport = p.dst_port;
         count(NETLAT_CTR_STAGE(NETLAT_STAGE_RX_DRIVER));
         return 1;
     }
+    if (what == RX_NO_PORTS) {
+        e->headless = RX_WAITS_PORTS;
+        e->proto = p.proto;
+        e->family = p.family;
+        return 1;
+    }
     __u64 key = (__u64)skb;
     skb_forget(RX_SKBS, key);
     return 0;
+}
+
+/* A datagram that waited for its ports (RX_WAITS_PORTS), on a UDP socket's receive queue: UDP has
+ * pulled its header (__udp4_lib_rcv / __udp6_lib_rcv: pskb_may_pull) and the transport header
+ * points at it. Followed from here as any other if its flow is wanted (its stage events counted
+ * now), else forgotten. Returns 0 when the entry is gone. */
+static __always_inline int rx_ports_known(struct skb_entry *e, __u64 key, __u16 lport)
+{
+    const struct sk_buff *skb = (const struct sk_buff *)key;
+    unsigned char *head = BPF_CORE_READ(skb, head);
+    __u16 th = BPF_CORE_READ(skb, transport_header);
+    __be16 sport = 0;
+    if (!head || bpf_probe_read_kernel(&sport, sizeof(sport), head + th) ||
+        !flow_wanted(lport, bpf_ntohs(sport), e->netns)) {
+        skb_forget(RX_SKBS, key);
+        return 0;
+    }
+    e->headless = RX_KNOWN;
+    e->lport = lport;
+    for (int s = NETLAT_STAGE_RX_DRIVER; s <= NETLAT_STAGE_RX_TRANSPORT; s++)
+        if (e->ts_stage[(s - NETLAT_STAGE_RX_DRIVER) & 3]) count(NETLAT_CTR_STAGE(s));
+    return 1;
 }
 
 /*
@@ -212,7 +255,7 @@ static __always_inline void rx_skb_stage(int btf, const struct sk_buff *skb, int
         e->ts_stage[(stage - NETLAT_STAGE_RX_DRIVER) & 3] = now;
         e->ts_prev = now;
         e->prev_stage = stage;
-        count(NETLAT_CTR_STAGE(stage));
+        if (!e->headless) count(NETLAT_CTR_STAGE(stage));
     }
     if (stage == NETLAT_STAGE_RX_DEVICE) rx_kprobes_skipped(btf, skb);
 }
@@ -338,6 +381,8 @@ static long position_datagram(__u32 i, void *ctx)
         e = &g->e; /* a datagram split from a tracked one: its times */
     } else {
         if (e->prev_stage >= NETLAT_STAGE_RX_QUEUED || e->proto != NETLAT_PROTO_UDP) return 0;
+        if (e->headless == RX_WAITS_PORTS && !rx_ports_known(e, key, c->lport)) return 0;
+        if (e->headless) return 0;
         rx_delivered(e);
     }
     if (idx == 0) c->tail_ts = e->ts_prev;
