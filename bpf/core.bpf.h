@@ -87,11 +87,13 @@ struct {
     ((btf) ? (___type((src), a, ##__VA_ARGS__))___arrow((src), a, ##__VA_ARGS__)     \
            : BPF_CORE_READ((src), a, ##__VA_ARGS__))
 
-static __always_inline void count(__u32 idx)
+static __always_inline void count_n(__u32 idx, __u64 n)
 {
     __u64 *c = bpf_map_lookup_elem(&counters, &idx);
-    if (c) *c += 1;
+    if (c) *c += n;
 }
+
+static __always_inline void count(__u32 idx) { count_n(idx, 1); }
 
 /* Inserts or replaces an entry; only a new key counts as an insert, so the daemon's eviction
  * estimate (inserts - deletes - live entries) is not inflated by keys written again. Returns 1 for

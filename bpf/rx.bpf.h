@@ -211,9 +211,7 @@ static __always_inline void rx_udp_kprobes_skipped(const struct sk_buff *skb, __
     __u32 zero = 0;
     struct rx_segmented *g = bpf_map_lookup_elem(&rx_gso, &zero);
     if (g) g->ts = 0;
-    __u32 idx = NETLAT_CTR_UNMATCHED(NETLAT_SEG_RX_TOTAL, NETLAT_UNMATCHED_SKIPPED);
-    __u64 *c = bpf_map_lookup_elem(&counters, &idx);
-    if (c) *c += segs;
+    count_n(NETLAT_CTR_UNMATCHED(NETLAT_SEG_RX_TOTAL, NETLAT_UNMATCHED_SKIPPED), segs);
     skb_forget(RX_SKBS, key);
 }
 
