@@ -15,9 +15,34 @@
 
 /* ================= rx ================= */
 
+/*
+ * A socket's receive state lives in the socket itself (socket local storage, freed with it) when
+ * every program that uses it is a tracing program (tp_btf, fentry/fexit: btf = 1), which the
+ * daemon says before load (cfg_rx_sk_storage: no stage of rx queued and rx socket is a kprobe).
+ * Kprobe programs cannot call bpf_sk_storage_get; there, and wherever one of those stages is a
+ * kprobe, it is in rx_ring, keyed by the socket's address, as on the send side (tx_ring, which
+ * netfilter programs use). The storage saves a hash lookup per use and the check that the state
+ * is this socket's and not a freed one's at the same address.
+ */
+const volatile __u8 cfg_rx_sk_storage = 0;
+struct {
+    __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, int);
+    __type(value, struct sock_state);
+} rx_sk_state SEC(".maps");
+
 /* A socket's receive state (created on first use if `create`). */
 static __always_inline struct sock_state *rx_state(int btf, const struct sock *sk, int create)
 {
+    if (btf && cfg_rx_sk_storage) {
+        struct sock_state *r = bpf_sk_storage_get(&rx_sk_state, (struct sock *)sk, 0, 0);
+        if (r || !create) return r;
+        __u64 ino = sock_ino(btf, sk);
+        struct sock_state fresh = {.owner = ino, .id = ino ? ino : bpf_ktime_get_ns() | (1ULL << 63)};
+        return bpf_sk_storage_get(&rx_sk_state, (struct sock *)sk, &fresh,
+                                  BPF_SK_STORAGE_GET_F_CREATE);
+    }
     return sock_state_get(btf, &rx_ring, NETLAT_MAP_RX_RING, sk, create, NETLAT_SEG_RX_QUEUED_TO_SOCKET);
 }
 

@@ -43,7 +43,7 @@ struct FilterConfig {
 struct MapConfig {
     uint32_t skb_entries = 16384;    // tx_skb / rx_skb (in-flight packets)
     uint32_t thread_entries = 8192;  // tx_thread (threads inside a send call)
-    uint32_t socket_entries = 8192;  // tx_ring / rx_ring (sockets with pending TCP data)
+    uint32_t socket_entries = 8192;  // tx_ring; rx_ring where rx queued/socket is a kprobe
     std::chrono::nanoseconds stale_after{std::chrono::seconds(5)};
     bool operator==(const MapConfig&) const = default;
 };

@@ -259,6 +259,9 @@ void Probes::configure(const Config& config) {
     }
     ro->cfg_hooked_stages = hooked;
     ro->cfg_kprobe_stages = kprobed;
+    // The receive state in socket local storage unless a program that uses it is a kprobe.
+    ro->cfg_rx_sk_storage =
+        (kprobed & (1u << NETLAT_STAGE_RX_QUEUED | 1u << NETLAT_STAGE_RX_SOCKET)) ? 0 : 1;
     if (kprobed) {
         // For the rx check of kprobe skips (bpf/rx.bpf.h); unreadable or absent: the check is off.
         std::ifstream kallsyms("/proc/kallsyms");

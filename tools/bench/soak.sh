@@ -9,7 +9,7 @@
 #     stage it ends at saw events (netlatd_stack_latency_seconds_count vs
 #     netlatd_stage_events_total; see the check below for why both), in any /metrics answer
 #     of the first scraper or in the last one, taken two drains after the traffic stopped.
-# The start figures are taken after SOAK_WARMUP seconds (default 5) of traffic and scrapes.
+# The start figures are taken after SOAK_WARMUP seconds (default 20) of traffic and scrapes.
 #
 #   tools/bench/soak.sh [DURATION]     (as root; default 300 s; needs iperf3 and curl)
 #
@@ -19,7 +19,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 netlatd=${NETLATD:-$top/build/daemon/netlatd}
 duration=${1:-300}
-warmup=${SOAK_WARMUP:-5}
+warmup=${SOAK_WARMUP:-20}
 rss_growth_max=${SOAK_RSS_GROWTH_KIB:-2048}
 scrapers=${SOAK_SCRAPERS:-4}
 work=$(mktemp -d)
@@ -98,17 +98,22 @@ scrape_for() {
     wait "${scraper_pids[@]}"
 }
 
-# Warm-up: traffic and scrapes, so that the start figures include what the first scrapes allocate,
-# then as many concurrent scrapes as netlatd has HTTP workers (256, daemon/metrics/http.cpp), so
-# that every worker has served once: a pool thread's first request touches its stack (about 64 KiB
-# each), which is the pool filling up, not a leak.
+# Warm-up: traffic and scrapes, so that the start figures include what the first scrapes allocate
+# (resident memory rises for the first seconds of scrapes and then levels off: on 1 Dec, at about
+# 150 scrapes/s, a 5 s warm-up left +0.3 to +2.5 MiB of that rise inside the measured minute in 9
+# runs, 4 of them over the bound, all ending at 34.4-35.1 MiB; after 20 s, +12 to +108 KiB),
+# then as many concurrent scrapes as netlatd has HTTP workers (256, daemon/metrics/http.cpp), of
+# each endpoint, so that every worker has served each once: a pool thread's first request touches
+# its stack (about 64 KiB each), which is the pool filling up, not a leak.
 scrape_for "$work/warm" "$warmup"
-burst_pids=()
-for _ in $(seq 300); do
-    curl -s -o /dev/null --max-time 10 "$url/metrics" &
-    burst_pids+=($!)
+for path in /metrics /api/latency.json /; do
+    burst_pids=()
+    for _ in $(seq 300); do
+        curl -s -o /dev/null --max-time 10 "$url$path" &
+        burst_pids+=($!)
+    done
+    wait "${burst_pids[@]}" || true
 done
-wait "${burst_pids[@]}" || true
 sleep 1
 read -r rss0 fds0 links0 cpu0 ns0 <<<"$(resources "$netlatd_pid")"
 start=$(date +%s.%N)
