@@ -35,7 +35,10 @@ struct {
 /* A socket's receive state (created on first use if `create`). */
 static __always_inline struct sock_state *rx_state(int btf, const struct sock *sk, int create)
 {
-    if (btf && cfg_rx_sk_storage) {
+    /* Tracing programs may use socket storage since 5.11, the release that also brought task
+     * storage (whose helper tells the kernel apart here); before it, the branch is dead. */
+    if (btf && cfg_rx_sk_storage &&
+        bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_storage_get)) {
         struct sock_state *r = bpf_sk_storage_get(&rx_sk_state, (struct sock *)sk, 0, 0);
         if (r || !create) return r;
         __u64 ino = sock_ino(btf, sk);
