@@ -293,7 +293,20 @@ TEST_P(Calls, IoUringWorkersSendAndRecv) {
     EXPECT_GT(workers, 0) << "no io-wq worker ran the requests";
     expect_timed_or_no_start(m.w, "io_uring send / recv in io-wq workers");
     // netlatd's start is the worker's __sock_sendmsg, after the hand-off to io-wq: not judged.
-    expect_near_kernel(m, true, "io_uring send / recvmsg in io-wq workers", false);
+    // Nor is the read's mean against the kernel's: the application's clock stops after the worker
+    // has posted the completion and woken the submitter, a wake-up later than netlatd's socket
+    // stage (the worker's recvmsg returns). On a loaded host that hand-back alone was 32 us of a
+    // 105 us mean, beyond the tolerance (docs/SEMANTICS.md, "Not compared, and why"). netlatd's
+    // window lies inside the kernel's, so its mean may not exceed the kernel's.
+    expect_near_kernel(m, false, "io_uring send / recvmsg in io-wq workers", false);
+    const double rx_mean = m.w.mean("rx", "total", proto());
+    const double bound = m.kernel.rx + kernel_mean_tolerance(m.kernel.rx);
+    std::printf("io_uring recvmsg in io-wq workers: netlatd rx total mean %.2f us, kernel "
+                "RX_SOFTWARE -> the application's completion mean %.2f us (bound %.2f us)\n",
+                rx_mean * 1e6, m.kernel.rx * 1e6, bound * 1e6);
+    EXPECT_EQ(m.kernel.reads_stamped, m.kernel.reads) << "reads with the kernel's receive stamp";
+    EXPECT_GT(rx_mean, 0) << "no rx total samples";
+    EXPECT_LE(rx_mean, bound) << "netlatd's read ends before the application's: its mean cannot be the longer";
     expect_later_messages_join(d, flow);
 }
 
