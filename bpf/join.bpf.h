@@ -109,6 +109,14 @@ struct {
     __type(value, struct pending);
 } pending SEC(".maps");
 
+/* A socket's state when it is first made: its pending items are keyed by its inode, or by a unique
+ * number while it has none (made before accept() gave it its file). */
+static __always_inline struct sock_state sock_state_fresh(__u64 ino)
+{
+    struct sock_state fresh = {.owner = ino, .id = ino ? ino : bpf_ktime_get_ns() | (1ULL << 63)};
+    return fresh;
+}
+
 /* The state of a socket. State left by a closed socket whose memory now holds another socket is
  * stale (its pending items belong to the old one): it is reset, and counted stale. */
 static __always_inline struct sock_state *sock_state_get(int btf, void *map, int map_id,
@@ -124,7 +132,7 @@ static __always_inline struct sock_state *sock_state_get(int btf, void *map, int
     }
     if (!create) return 0;
     if (r) count_unmatched(seg_stale, NETLAT_UNMATCHED_STALE);
-    struct sock_state fresh = {.owner = ino, .id = ino ? ino : bpf_ktime_get_ns() | (1ULL << 63)};
+    struct sock_state fresh = sock_state_fresh(ino);
     bpf_map_update_elem(map, &key, &fresh, r ? BPF_EXIST : BPF_NOEXIST);
     if (!r) count(NETLAT_CTR_MAP_INSERT(map_id));
     return bpf_map_lookup_elem(map, &key);

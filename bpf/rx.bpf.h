@@ -41,8 +41,7 @@ static __always_inline struct sock_state *rx_state(int btf, const struct sock *s
         bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_storage_get)) {
         struct sock_state *r = bpf_sk_storage_get(&rx_sk_state, (struct sock *)sk, 0, 0);
         if (r || !create) return r;
-        __u64 ino = sock_ino(btf, sk);
-        struct sock_state fresh = {.owner = ino, .id = ino ? ino : bpf_ktime_get_ns() | (1ULL << 63)};
+        struct sock_state fresh = sock_state_fresh(sock_ino(btf, sk));
         return bpf_sk_storage_get(&rx_sk_state, (struct sock *)sk, &fresh,
                                   BPF_SK_STORAGE_GET_F_CREATE);
     }

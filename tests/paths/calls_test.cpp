@@ -306,7 +306,8 @@ TEST_P(Calls, IoUringWorkersSendAndRecv) {
                 rx_mean * 1e6, m.kernel.rx * 1e6, bound * 1e6);
     EXPECT_EQ(m.kernel.reads_stamped, m.kernel.reads) << "reads with the kernel's receive stamp";
     EXPECT_GT(rx_mean, 0) << "no rx total samples";
-    EXPECT_LE(rx_mean, bound) << "netlatd's read ends before the application's: its mean cannot be the longer";
+    EXPECT_LE(rx_mean, bound)
+        << "netlatd's read ends before the application's: its mean cannot be the longer";
     expect_later_messages_join(d, flow);
 }
 
