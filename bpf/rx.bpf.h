@@ -421,6 +421,36 @@ static long position_datagram(__u32 i, void *ctx)
     return 0;
 }
 
+/* The walk back from the tail of a receive queue: one datagram per call (a bpf_loop callback,
+ * verified once: unrolled, the verifier's states for its 32 steps, one pointer each, came within
+ * one instruction of its limit of a million on 6.18). */
+struct udp_queue_walk {
+    __u64 skb, q, rq; /* the next skb back, the receive queue's and the reader queue's heads */
+    __u64 last, last_ts;
+    __u32 n;
+};
+
+static long walk_back(__u32 i, void *ctx)
+{
+    struct udp_queue_walk *w = ctx;
+    __u64 key = w->skb;
+    if (!key || key == w->q || key == w->rq || i >= UDP_QUEUE_WALK) return 1;
+    if (key == w->last) {
+        /* The same skb, unless a tracked datagram now lives at that address. */
+        struct skb_entry *e = skb_find(RX_SKBS, key);
+        if (!e || e->ts_prev == w->last_ts) return 1;
+    }
+    __u32 zero = 0;
+    struct udp_positions *c = bpf_map_lookup_elem(&udp_positions_scratch, &zero);
+    if (!c) return 1;
+    __u64 at = i;
+    barrier_var(at);
+    c->found[at & (UDP_QUEUE_WALK - 1)] = key;
+    w->n = i + 1;
+    w->skb = (__u64)BPF_CORE_READ((const struct sk_buff *)key, prev);
+    return 0;
+}
+
 static __always_inline void rx_queued_udp(int btf, const struct sock *sk, __u64 now)
 {
     const struct sk_buff_head *q = &sk->sk_receive_queue;
@@ -432,21 +462,11 @@ static __always_inline void rx_queued_udp(int btf, const struct sock *sk, __u64 
     __u32 zero = 0;
     struct udp_positions *c = bpf_map_lookup_elem(&udp_positions_scratch, &zero);
     if (!c) return;
-    __u64 last = r->last_skb, last_ts = r->last_ts;
-    __u32 n = 0;
-    const struct sk_buff *skb = tail;
-    for (int i = 0; i < UDP_QUEUE_WALK; i++) {
-        if (!skb || (const void *)skb == (const void *)q || (const void *)skb == (const void *)rq) break;
-        __u64 key = (__u64)skb;
-        if (key == last) {
-            /* The same skb, unless a tracked datagram now lives at that address. */
-            struct skb_entry *e = skb_find(RX_SKBS, key);
-            if (!e || e->ts_prev == last_ts) break;
-        }
-        c->found[i] = key;
-        n = i + 1;
-        skb = READ(btf, skb, prev);
-    }
+    __u64 last = r->last_skb;
+    struct udp_queue_walk walk = {.skb = (__u64)tail, .q = (__u64)q, .rq = (__u64)rq,
+                                  .last = last, .last_ts = r->last_ts};
+    loop(UDP_QUEUE_WALK, walk_back, &walk);
+    __u32 n = walk.n;
     if (!n) return;
     /* Another CPU woke the reader for the same datagrams: it positions them. */
     if (__sync_val_compare_and_swap(&r->last_skb, last, (__u64)tail) != last) return;

@@ -46,6 +46,7 @@ std::string netns_inode(const std::string& path);
 struct KernelMeans {
     double tx = 0;  // send() -> driver: TX_SOFTWARE, the driver's skb_tx_timestamp() (OPT_ID)
     int sends = 0, sends_stamped = 0;  // messages ping() sent, those with a TX_SOFTWARE stamp
+    double tx_longest = 0;  // the longest of them: one slow message moves a mean of 200 this much
     double rx = 0;  // RX_SOFTWARE -> the read that completed the message (UDP: datagram) returns
     int reads = 0, reads_stamped = 0;  // messages and datagrams read, those with an RX stamp
 };

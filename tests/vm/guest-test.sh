@@ -61,7 +61,8 @@ if [ -f /guest/netlat.bpf.o ] && [ -x /bin/bpf-verify ]; then
   v=/results/verify
   mkdir -p $v
   t0=$(now)
-  timeout 300 bpf-verify /guest/netlat.bpf.o >$v/verify.txt 2>&1
+  # The same budget as the host test integration_bpf_verifier_budget (tests/integration).
+  timeout 300 bpf-verify --budget 200000 /guest/netlat.bpf.o >$v/verify.txt 2>&1
   echo "rc=$? seconds=$(elapsed $t0)" >>$v/verify.txt
   log "bpf-verify: $(grep '^bpf-verify:' $v/verify.txt) in $(elapsed $t0)s"
   vm_emit verify $v

@@ -342,5 +342,33 @@ class CheckTest(unittest.TestCase):
         self.assertIn("tracepoint: no results came back from the VM", failures)
 
 
+class VerifyTest(unittest.TestCase):
+    """bpf-verify's output: each program's verdict and the verifier's work, over budget failing."""
+
+    def parse(self, text):
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d)
+        path = os.path.join(d, "verify.txt")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return vmreport.parse_verify(path)
+
+    def test_a_program_over_the_budget_fails_the_run(self):
+        v = self.parse("ok   tp_a (tp_btf/a): 1200 insns processed\n"
+                       "OVER kp_b (kprobe/b): 250000 insns processed\n"
+                       "bpf-verify: 2 loaded, 0 failed, 0 skipped, 1 over the budget of 200000 insns\n")
+        self.assertEqual([(n, st) for n, _, st, _ in v], [("tp_a", "ok"), ("kp_b", "OVER")])
+        failures = vmreport.verify_failures(v)
+        self.assertEqual(len(failures), 1)
+        self.assertIn("kp_b (kprobe/b): 250000 insns processed", failures[0])
+
+    def test_within_the_budget_and_refused_programs_are_not_budget_failures(self):
+        v = self.parse("ok   tp_a (tp_btf/a): 1200 insns processed\n"
+                       "FAIL fe_c (fentry/c): Operation not permitted\n--- verifier log (tail) ---\n"
+                       "attach to unsupported member\n---\n")
+        self.assertEqual(vmreport.verify_failures(v), [])
+        self.assertEqual(v[1][3], "attach to unsupported member")
+
+
 if __name__ == "__main__":
     unittest.main()

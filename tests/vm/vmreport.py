@@ -481,7 +481,7 @@ def parse_verify(path):
         return out
     cur = None
     for line in text.splitlines():
-        m = re.match(r"^(ok|FAIL|SKIP)\s+(\S+) \(([^)]*)\)(?::\s*(.*))?", line)
+        m = re.match(r"^(ok|OVER|FAIL|SKIP)\s+(\S+) \(([^)]*)\)(?::\s*(.*))?", line)
         if m:
             status, name, sec, err = m.groups()
             cur = [name, sec, status, err or ""]
@@ -492,6 +492,13 @@ def parse_verify(path):
                                                                        "libbpf:")):
             cur.append(line.strip())
     return [(n, s, st, (rest[-1] if rest else err)) for n, s, st, err, *rest in out]
+
+
+def verify_failures(verify):
+    """A program that loads but takes the verifier over bpf-verify's --budget fails the run: the next
+    kernel's verifier may refuse it."""
+    return [f"BPF program {n} ({sec}): {why}, over the verifier budget (bpf-verify --budget)"
+            for n, sec, st, why in verify if st == "OVER"]
 
 
 def fmt_us(v):
@@ -604,7 +611,7 @@ def report_md(meta, results, modes, failures, vm, verify=(), baseline=None):
                              f"(tolerance {a['tol']:.1f} us)")
     L.append("")
     if verify:
-        ok = [v for v in verify if v[2] == "ok"]
+        ok = [v for v in verify if v[2] in ("ok", "OVER")]
         bad = [v for v in verify if v[2] == "FAIL"]
         skip = [v for v in verify if v[2] == "SKIP"]
         L.append("## BPF programs of netlatd's object, each loaded alone in this kernel\n")
@@ -617,7 +624,10 @@ def report_md(meta, results, modes, failures, vm, verify=(), baseline=None):
                 L.append(f"| {n} | {sec} | `{why[:160]}` |")
             L.append("")
         if ok:
-            L.append("Loaded: " + ", ".join(f"`{n}`" for n, *_ in ok) + "\n")
+            L.append("Loaded (instructions the verifier processed): "
+                     + ", ".join(f"`{n}` {why.split()[0] if why else '?'}"
+                                 + (" (over the budget)" if st == "OVER" else "")
+                                 for n, _, st, why in ok) + "\n")
     L.append("## Timing (seconds, guest clock under TCG)\n")
     L.append("| mode | start (BPF load + first scrape) | until first observations | load runs "
              "| stop (SIGTERM) | whole mode |")
@@ -665,6 +675,7 @@ def main():
     baseline = read_baselines(files, cases)
     failures = check(results, modes, baseline)
     verify = parse_verify(os.path.join(files, "verify", "verify.txt"))
+    failures += verify_failures(verify)
     md = report_md(meta, results, modes, failures, vm, verify, baseline)
     if args.report:
         with open(args.report, "w", encoding="utf-8") as f:
