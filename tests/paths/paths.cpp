@@ -232,8 +232,9 @@ KernelMeans Flow::kernel_means() {
     int64_t tx_sum = 0;
     for (const auto& r : sent_) {
         if (!r.driver_ns) continue;
-        tx_sum += r.driver_ns - r.send_ns;
-        k.tx_longest = std::max(k.tx_longest, static_cast<double>(r.driver_ns - r.send_ns) / 1e9);
+        const int64_t took = r.driver_ns - r.send_ns;
+        tx_sum += took;
+        k.tx_longest = std::max(k.tx_longest, static_cast<double>(took) / 1e9);
         ++k.sends_stamped;
     }
     const auto mean = [](int64_t sum, int n) {

@@ -474,11 +474,14 @@ def check(results, modes, baseline=None):
 
 
 def parse_verify(path):
-    """bpf-verify output -> list of (program, section, status, reason)."""
+    """bpf-verify's output file -> list of (program, section, status, reason)."""
+    return parse_verify_text(read_text(path) or "")
+
+
+def parse_verify_text(text):
+    """bpf-verify's output -> list of (program, section, status, reason): for a program that loaded
+    (ok, OVER) the reason is "N insns processed" (verify_insns), for FAIL the verifier's complaint."""
     out = []
-    text = read_text(path)
-    if not text:
-        return out
     cur = None
     for line in text.splitlines():
         m = re.match(r"^(ok|OVER|FAIL|SKIP)\s+(\S+) \(([^)]*)\)(?::\s*(.*))?", line)
@@ -492,6 +495,11 @@ def parse_verify(path):
                                                                        "libbpf:")):
             cur.append(line.strip())
     return [(n, s, st, (rest[-1] if rest else err)) for n, s, st, err, *rest in out]
+
+
+def verify_insns(why):
+    """The instructions the verifier processed, from a loaded program's reason."""
+    return int(why.split()[0])
 
 
 def verify_failures(verify):
@@ -625,7 +633,7 @@ def report_md(meta, results, modes, failures, vm, verify=(), baseline=None):
             L.append("")
         if ok:
             L.append("Loaded (instructions the verifier processed): "
-                     + ", ".join(f"`{n}` {why.split()[0] if why else '?'}"
+                     + ", ".join(f"`{n}` {verify_insns(why) if why else '?'}"
                                  + (" (over the budget)" if st == "OVER" else "")
                                  for n, _, st, why in ok) + "\n")
     L.append("## Timing (seconds, guest clock under TCG)\n")

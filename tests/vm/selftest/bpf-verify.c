@@ -45,11 +45,10 @@ static long processed(const char *log) {
   return p ? strtol(p + strlen("processed "), NULL, 10) : -1;
 }
 
-// Loads the object with only program `index` and its log at `level`; returns that program.
-static int load_one(const char *path, int index, int level, char *log, struct bpf_program **target,
-                    struct bpf_object **obj) {
+// Opens the object with only program `index` to load, typed as netlatd types it; *target is it.
+static struct bpf_object *open_one(const char *path, int index, struct bpf_program **target) {
   struct bpf_object *o = bpf_object__open_file(path, NULL);
-  if (!o) return -errno;
+  if (!o) return NULL;
   struct bpf_program *p;
   int j = 0;
   bpf_object__for_each_program(p, o) {
@@ -62,11 +61,14 @@ static int load_one(const char *path, int index, int level, char *log, struct bp
     }
     j++;
   }
-  *obj = o;
-  if (level < 0) return 0; /* opened only */
+  return o;
+}
+
+// Loads an object open_one() opened, with the target's verifier log at `level` into `log`.
+static int load(struct bpf_object *o, struct bpf_program *target, int level, char *log) {
   log[0] = 0;
-  bpf_program__set_log_buf(*target, log, LOG_SIZE);
-  bpf_program__set_log_level(*target, level);
+  bpf_program__set_log_buf(target, log, LOG_SIZE);
+  bpf_program__set_log_level(target, level);
   return bpf_object__load(o);
 }
 
@@ -97,9 +99,8 @@ int main(int argc, char **argv) {
   char *log = malloc(LOG_SIZE);
   int failed = 0, ok = 0, skipped = 0, over = 0;
   for (int i = 0; i < nprog; i++) {
-    struct bpf_object *o = NULL;
     struct bpf_program *target = NULL;
-    load_one(argv[1], i, -1, log, &target, &o);
+    struct bpf_object *o = open_one(argv[1], i, &target);
     if (!o || !target) { fprintf(stderr, "open %s: %s\n", argv[1], strerror(errno)); return 2; }
     const char *name = bpf_program__name(target);
     if (!wanted(name, argc, argv)) { bpf_object__close(o); continue; }
@@ -110,13 +111,14 @@ int main(int argc, char **argv) {
       bpf_object__close(o);
       continue;
     }
-    bpf_object__close(o);
     /* Statistics only (level 4): the full log of a large program would not fit the buffer. */
-    int err = load_one(argv[1], i, 4, log, &target, &o);
-    name = bpf_program__name(target);
+    int err = load(o, target, 4, log);
     if (err) {
+      /* again, with the verifier's reasons (a failed object cannot be loaded twice) */
       bpf_object__close(o);
-      err = load_one(argv[1], i, 1, log, &target, &o); /* again, for the verifier's reasons */
+      o = open_one(argv[1], i, &target);
+      if (!o) { fprintf(stderr, "open %s: %s\n", argv[1], strerror(errno)); return 2; }
+      err = load(o, target, 1, log);
       name = bpf_program__name(target);
       printf("FAIL %s (%s): %s\n--- verifier log (tail) ---\n", name,
              bpf_program__section_name(target), strerror(-err));
