@@ -223,22 +223,56 @@ static __always_inline int cpu_kprobes_held(void)
         bpf_probe_read_kernel(&kprobe, sizeof(kprobe), (const void *)(base + cfg_current_kprobe));
     return active || kprobe;
 }
-/* A UDP GSO super-datagram (a veth peer with tx-udp-segmentation) is split by the receiving UDP
- * (udp_rcv_segment, past the udp_rcv kprobe that would hand its times to the datagrams, rx_gso):
- * its datagrams will have no times, so each is counted skipped, and rx_gso is cleared so that they
- * do not take the previous super-datagram's times. Its gso_segs is what a split makes. */
-static __always_inline void rx_udp_kprobes_skipped(const struct sk_buff *skb, __u64 key)
+/* UDP datagrams whose kprobe stages the kernel will not run (found held at the device stage), per
+ * receiving port and namespace. Such a datagram is not positioned by its own wakeup (rx_queued_udp),
+ * so its read finds no item, and the read is where it is counted: a read that finds none takes one
+ * from its socket's bucket and counts rx total/skipped; only with none left does it count
+ * queued_to_socket/no_start. Counted at the device stage instead, a datagram read before another
+ * wakeup walks the queue would be counted twice. A skipped datagram the socket drops unread leaves
+ * its count for the next unpositioned read of that port. */
+#define UDP_SKIPPED_BUCKETS 65536
+__u32 udp_skipped[UDP_SKIPPED_BUCKETS];
+
+static __always_inline __u32 *udp_skipped_of(__u16 lport, __u32 netns)
+{
+    __u64 b = lport ^ ((netns * 2654435761u) >> 16);
+    barrier_var(b); /* masked as 64 bits after the barrier: 6.1's verifier loses a 32-bit bound */
+    return &udp_skipped[b & (UDP_SKIPPED_BUCKETS - 1)];
+}
+
+/* The reason a UDP read found no item for its datagram. */
+static __always_inline int udp_read_unpositioned(int btf, const struct sock *sk)
+{
+    if (cfg_kprobe_stages & RX_STAGES_AFTER_DEVICE) {
+        __u32 *n = udp_skipped_of(READ(btf, sk, __sk_common.skc_num), netns_of_sock(btf, sk));
+        __u32 v = *n;
+        if (v && __sync_val_compare_and_swap(n, v, v - 1) == v) return NETLAT_UNMATCHED_SKIPPED;
+    }
+    return NETLAT_UNMATCHED_NO_START;
+}
+
+/* A UDP datagram at the device stage with the kprobes held: not followed, its read counts it
+ * (udp_skipped). A UDP GSO super-datagram (a veth peer with tx-udp-segmentation) is split by the
+ * receiving UDP (udp_rcv_segment, past the udp_rcv kprobe that would hand its times to the
+ * datagrams, rx_gso) into gso_segs new skbs, each read on its own: that many (a UDP_GRO socket reads
+ * it whole: one read takes one, the rest wait for later reads), and rx_gso is cleared so that they
+ * do not take the previous super-datagram's times. */
+static __always_inline void rx_udp_kprobes_skipped(const struct sk_buff *skb, __u64 key,
+                                                   const struct skb_entry *e)
 {
     __u64 head = 0;
     __u32 end = 0;
     __u16 segs = 0;
-    if (BPF_CORE_READ_INTO(&head, skb, head) || BPF_CORE_READ_INTO(&end, skb, end) || !head) return;
-    const struct skb_shared_info *shinfo = (const struct skb_shared_info *)(head + end);
-    if (BPF_CORE_READ_INTO(&segs, shinfo, gso_segs) || segs < 2) return;
-    __u32 zero = 0;
-    struct rx_segmented *g = bpf_map_lookup_elem(&rx_gso, &zero);
-    if (g) g->ts = 0;
-    count_n(NETLAT_CTR_UNMATCHED(NETLAT_SEG_RX_TOTAL, NETLAT_UNMATCHED_SKIPPED), segs);
+    if (!BPF_CORE_READ_INTO(&head, skb, head) && !BPF_CORE_READ_INTO(&end, skb, end) && head) {
+        const struct skb_shared_info *shinfo = (const struct skb_shared_info *)(head + end);
+        if (BPF_CORE_READ_INTO(&segs, shinfo, gso_segs)) segs = 0;
+    }
+    if (segs >= 2) {
+        __u32 zero = 0;
+        struct rx_segmented *g = bpf_map_lookup_elem(&rx_gso, &zero);
+        if (g) g->ts = 0;
+    }
+    __sync_fetch_and_add(udp_skipped_of(e->lport, e->netns), segs >= 2 ? segs : 1);
     skb_forget(RX_SKBS, key);
 }
 
@@ -249,7 +283,7 @@ static __always_inline void rx_kprobes_skipped(int btf, const struct sk_buff *sk
     struct skb_entry *e = skb_find(RX_SKBS, key);
     if (!e || e->headless) return;
     if (e->proto == NETLAT_PROTO_UDP) {
-        rx_udp_kprobes_skipped(skb, key);
+        rx_udp_kprobes_skipped(skb, key, e);
         return;
     }
     if (e->proto != NETLAT_PROTO_TCP) return;
@@ -529,13 +563,24 @@ static long read_segment(__u32 i, void *ctx)
     return 0;
 }
 
+/* A UDP read whose datagram has no item: counted under its reason (udp_read_unpositioned); a
+ * no_start only if `no_start_counted`. */
+static __always_inline void rx_read_unjoined(int btf, const struct sock *sk, int no_start_counted)
+{
+    int reason = udp_read_unpositioned(btf, sk);
+    if (reason == NETLAT_UNMATCHED_SKIPPED)
+        count_unmatched(NETLAT_SEG_RX_TOTAL, reason);
+    else if (no_start_counted)
+        count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET, reason);
+}
+
 /* socket stage, UDP: a read took one datagram (possibly empty); the datagrams still queued tell
  * which (rx_dgram). */
 static __always_inline void rx_socket_udp(int btf, const struct sock *sk)
 {
     struct sock_state *r = rx_state(btf, sk, 0);
     if (!r) {
-        if (sock_wanted(btf, sk)) count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET, NETLAT_UNMATCHED_NO_START);
+        if (sock_wanted(btf, sk)) rx_read_unjoined(btf, sk, 1);
         return;
     }
     __u32 queued = READ(btf, sk, sk_receive_queue.qlen) +
@@ -544,10 +589,10 @@ static __always_inline void rx_socket_udp(int btf, const struct sock *sk)
     int in_slot;
     struct pending *p = pending_find(r, &k, &in_slot);
     if (!p) {
-        /* Queued before netlatd started, untracked, or not positioned yet; under flow sampling
-         * also a datagram of a flow left out, which cannot be told apart here: not counted then. */
-        if (flow_sample_every <= 1)
-            count_unmatched(NETLAT_SEG_RX_QUEUED_TO_SOCKET, NETLAT_UNMATCHED_NO_START);
+        /* Queued before netlatd started, untracked, its kprobe stages skipped, or not positioned
+         * yet; under flow sampling also a datagram of a flow left out, which cannot be told apart
+         * here: not counted then, unless it is a skipped one. */
+        rx_read_unjoined(btf, sk, flow_sample_every <= 1);
         return;
     }
     struct pending d = *p;

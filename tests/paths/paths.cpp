@@ -372,6 +372,22 @@ std::string Window::unmatched_summary(const std::string& dir) const {
     return out.empty() ? "none" : out;
 }
 
+std::string Window::moved_counters() const {
+    std::string out;
+    for (const auto& s : after_) {
+        if (s.name.rfind("netlatd_", 0) != 0 || s.name.find("_seconds") != std::string::npos ||
+            s.name.find("_bytes") != std::string::npos)
+            continue;
+        const double moved = delta(s.name, s.labels);
+        if (moved == 0) continue;
+        out += s.name.substr(8) + "{";
+        for (const auto& [k, v] : s.labels) out += k + "=" + v + ",";
+        out.back() = '}';
+        out += "=" + std::to_string(static_cast<long>(moved)) + " ";
+    }
+    return out.empty() ? "none" : out;
+}
+
 void expect_joined(const Window& w, const std::string& dir, const std::string& segment,
                    const std::string& proto, double expected, const std::string& what) {
     const double n = w.samples(dir, segment, proto);
@@ -475,7 +491,7 @@ void expect_later_messages_join(Daemon& d, Flow& f, int messages) {
     for (const char* dir : {"tx", "rx"})
         EXPECT_GE(w.samples(dir, "total", proto), (messages - w.skipped(dir)) * 0.99)
             << "later messages of the same socket: " << dir << " total; unmatched "
-            << w.unmatched_summary(dir);
+            << w.unmatched_summary(dir) << "; counters that moved: " << w.moved_counters();
 }
 
 void set_offload(const std::string& ns, const std::string& dev, const std::string& feature,

@@ -138,6 +138,9 @@ class Window {
                          const std::string& proto, double seconds) const;
     // "segment/reason=n ..." for every unmatched counter of `dir` that moved.
     std::string unmatched_summary(const std::string& dir) const;
+    // "name{labels}=n ..." for every netlatd counter that moved (histograms left out): what a
+    // failed check prints so that a rare failure can be read from its log alone.
+    std::string moved_counters() const;
     double seconds() const { return seconds_; }
     // netlatd's drains between the two scrapes, and how long close() waited for its scrape (s).
     double drains() const { return delta("netlatd_drains_total", {}); }

@@ -5,6 +5,8 @@ Alternating rounds; in each round every arm runs the same workloads on loopback,
 rotating from round to round so that drift of a shared machine hits all alike:
   none      no tracing
   floor     netlat-floor: do-nothing BPF programs on exactly netlatd's hooks (netfilter included)
+  stamp     netlat-floor --stamp: the same programs, each storing the clock in a per-CPU array (the
+            least a tool that times packets at these hooks does)
   netlatd   netlatd on its default configuration
   bpftrace  tools/bench/seed-port.bt: the original bpftrace scripts ported to tracepoints
   netlatd-b another netlatd binary, when NETLATD_B is set (before/after in one run)
@@ -180,9 +182,10 @@ def make_arms():
     def netlatd(name, path):
         return Arm(name, [path, '--listen', f'{ADDR}:{PORTS["netlatd"]}'], netlatd_ready)
 
+    floor = binary('NETLAT_FLOOR', BUILD / 'tools/bench/netlat-floor')
     arms = [Arm('none'),
-            Arm('floor', [binary('NETLAT_FLOOR', BUILD / 'tools/bench/netlat-floor')],
-                log_has('ready')),
+            Arm('floor', [floor], log_has('ready')),
+            Arm('stamp', [floor, '--stamp'], log_has('ready')),
             netlatd('netlatd', binary('NETLATD', BUILD / 'daemon/netlatd')),
             Arm('bpftrace', ['bpftrace', str(HERE / 'seed-port.bt')], log_has('Attaching'),
                 signal.SIGINT)]
@@ -372,7 +375,8 @@ def report(results, stats, arms, meta):
         out.append(f'| {name} | {st["count"]} | {runs} | {ns_per_run(programs):.0f} | '
                    + (f'{packet:.0f} |' if packet == packet else '- |'))
     out += ['', '(The floor\'s programs return at once: their ns per run is what the kernel spends '
-            'around any program on these hooks, statistics included.)']
+            'around any program on these hooks, statistics included. The stamp arm\'s programs '
+            'only store the clock: what timing a packet at every hook costs before any join.)']
     for name, st in stats.items():
         programs, per_call = st['programs'], st['per_call']
         if not per_call:

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <iterator>
 #include <vector>
 
 #include "daemon/probes/probes.h"
@@ -39,21 +40,43 @@ struct Fd {
 
 std::string errno_text() { return std::strerror(errno); }
 
-// r0 = value; exit. `type` is an int: BPF_PROG_TYPE_NETFILTER (32) is newer than the enum of
-// Debian 12's headers, and a variable of the enum type holding it is undefined behaviour.
-int load_nothing(int type, bpf_attach_type attach, __u32 btf_id, int value) {
-    const bpf_insn insns[] = {
+// r0 = value; exit; with `stamp_map` >= 0, first: the clock into that per-CPU array's slot 0.
+// `type` is an int: BPF_PROG_TYPE_NETFILTER (32) is newer than the enum of Debian 12's headers, and
+// a variable of the enum type holding it is undefined behaviour.
+int load_nothing(int type, bpf_attach_type attach, __u32 btf_id, int value, int stamp_map) {
+    const bpf_insn stamp[] = {
+        {BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_ktime_get_ns},
+        {BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_6, BPF_REG_0, 0, 0},
+        {BPF_ST | BPF_MEM | BPF_W, BPF_REG_10, 0, -4, 0},
+        {BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_2, BPF_REG_10, 0, 0},
+        {BPF_ALU64 | BPF_ADD | BPF_K, BPF_REG_2, 0, 0, -4},
+        {BPF_LD | BPF_DW | BPF_IMM, BPF_REG_1, BPF_PSEUDO_MAP_FD, 0, stamp_map},
+        {0, 0, 0, 0, 0},
+        {BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_map_lookup_elem},
+        {BPF_JMP | BPF_JEQ | BPF_K, BPF_REG_0, 0, 1, 0},
+        {BPF_STX | BPF_MEM | BPF_DW, BPF_REG_0, BPF_REG_6, 0, 0},
+    };
+    const bpf_insn ret[] = {
         {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, value},
         {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
     };
+    std::vector<bpf_insn> insns;
+    if (stamp_map >= 0) insns.assign(std::begin(stamp), std::end(stamp));
+    insns.insert(insns.end(), std::begin(ret), std::end(ret));
     LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = attach, .attach_btf_id = btf_id);
-    return bpf_prog_load(static_cast<bpf_prog_type>(type), "netlat_floor", "GPL", insns, 2, &opts);
+    return bpf_prog_load(static_cast<bpf_prog_type>(type), "netlat_floor", "GPL", insns.data(),
+                         insns.size(), &opts);
 }
 
 class Floor {
 public:
-    Floor() : vmlinux_(btf__load_vmlinux_btf(), btf__free) {
+    explicit Floor(bool stamp) : vmlinux_(btf__load_vmlinux_btf(), btf__free) {
         if (!vmlinux_) throw ProbeError("kernel BTF not found (/sys/kernel/btf/vmlinux)");
+        if (!stamp) return;
+        Fd map(bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "netlat_stamp", 4, 8, 1, nullptr));
+        if (map.fd < 0) throw ProbeError("stamp map: create: " + errno_text());
+        stamp_map_ = map.fd;
+        fds_.push_back(std::move(map));
     }
 
     // A tp_btf program on a raw tracepoint, found by name in BTF as netlatd finds it.
@@ -61,7 +84,8 @@ public:
         const int id =
             btf__find_by_name_kind(vmlinux_.get(), ("btf_trace_" + name).c_str(), BTF_KIND_TYPEDEF);
         if (id < 0) throw ProbeError("tracepoint " + name + ": not in the kernel's BTF");
-        Fd prog(load_nothing(BPF_PROG_TYPE_TRACING, BPF_TRACE_RAW_TP, static_cast<__u32>(id), 0));
+        Fd prog(load_nothing(BPF_PROG_TYPE_TRACING, BPF_TRACE_RAW_TP, static_cast<__u32>(id), 0,
+                             stamp_map_));
         if (prog.fd < 0) throw ProbeError("tracepoint " + name + ": load: " + errno_text());
         Fd link(bpf_raw_tracepoint_open(nullptr, prog.fd));
         if (link.fd < 0) throw ProbeError("tracepoint " + name + ": attach: " + errno_text());
@@ -72,7 +96,7 @@ public:
     void netfilter(const HookCandidate& c) {
         Fd prog(load_nothing(netlatd::kProgTypeNetfilter,
                              static_cast<bpf_attach_type>(netlatd::kAttachNetfilter), 0,
-                             1 /* NF_ACCEPT */));
+                             1 /* NF_ACCEPT */, stamp_map_));
         if (prog.fd < 0) throw ProbeError("netfilter program: load: " + errno_text());
         for (int fd : netlatd::attach_netfilter(prog.fd, c)) fds_.emplace_back(fd);
         fds_.push_back(std::move(prog));
@@ -91,6 +115,7 @@ private:
     }
 
     std::unique_ptr<btf, void (*)(btf*)> vmlinux_;
+    int stamp_map_ = -1;
     std::vector<Fd> fds_;
     std::vector<std::string> attached_;
 };
@@ -98,10 +123,11 @@ private:
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc > 1) {
+    const bool stamp = argc == 2 && std::strcmp(argv[1], "--stamp") == 0;
+    if (argc > 2 || (argc == 2 && !stamp)) {
         std::fprintf(stderr,
-                     "usage: %s (no arguments): attaches do-nothing BPF programs to netlatd's "
-                     "tracepoint-mode hooks until SIGINT/SIGTERM\n",
+                     "usage: %s [--stamp]: attaches do-nothing BPF programs (--stamp: each stores "
+                     "the clock) to netlatd's tracepoint-mode hooks until SIGINT/SIGTERM\n",
                      argv[0]);
         return 2;
     }
@@ -112,7 +138,7 @@ int main(int argc, char** argv) {
     sigaddset(&stop_signals, SIGTERM);
     sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
     try {
-        Floor floor;
+        Floor floor(stamp);
         for (const auto& choice : netlatd::choose_stages(netlatd::ProbeMode::Tracepoint,
                                                          netlatd::KernelFeatures::probe())) {
             if (!choice.candidate) continue;  // netlatd disables it too
