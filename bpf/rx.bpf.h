@@ -229,7 +229,9 @@ static __always_inline int cpu_kprobes_held(void)
  * from its socket's bucket and counts rx total/skipped; only with none left does it count
  * queued_to_socket/no_start. Counted at the device stage instead, a datagram read before another
  * wakeup walks the queue would be counted twice. A skipped datagram the socket drops unread leaves
- * its count for the next unpositioned read of that port. */
+ * its count for the next unpositioned read of that port. One whose ports the device stage cannot
+ * read (RX_WAITS_PORTS: a large datagram on virtio-net) goes under port 0, which any read in its
+ * namespace takes from when its own port's count is 0. */
 #define UDP_SKIPPED_BUCKETS 65536
 __u32 udp_skipped[UDP_SKIPPED_BUCKETS];
 
@@ -243,11 +245,15 @@ static __always_inline __u32 *udp_skipped_of(__u16 lport, __u32 netns)
 /* The reason a UDP read found no item for its datagram. */
 static __always_inline int udp_read_unpositioned(int btf, const struct sock *sk)
 {
-    if (cfg_kprobe_stages & RX_STAGES_AFTER_DEVICE) {
-        __u32 *n = udp_skipped_of(READ(btf, sk, __sk_common.skc_num), netns_of_sock(btf, sk));
-        __u32 v = *n;
-        if (v && __sync_val_compare_and_swap(n, v, v - 1) == v) return NETLAT_UNMATCHED_SKIPPED;
+    if (!(cfg_kprobe_stages & RX_STAGES_AFTER_DEVICE)) return NETLAT_UNMATCHED_NO_START;
+    __u32 netns = netns_of_sock(btf, sk);
+    __u32 *n = udp_skipped_of(READ(btf, sk, __sk_common.skc_num), netns);
+    __u32 v = *n;
+    if (!v) {
+        n = udp_skipped_of(0, netns);
+        v = *n;
     }
+    if (v && __sync_val_compare_and_swap(n, v, v - 1) == v) return NETLAT_UNMATCHED_SKIPPED;
     return NETLAT_UNMATCHED_NO_START;
 }
 
@@ -281,7 +287,9 @@ static __always_inline void rx_kprobes_skipped(int btf, const struct sk_buff *sk
     if (!btf || !(cfg_kprobe_stages & RX_STAGES_AFTER_DEVICE) || !cpu_kprobes_held()) return;
     __u64 key = (__u64)skb;
     struct skb_entry *e = skb_find(RX_SKBS, key);
-    if (!e || e->headless) return;
+    /* A datagram whose ports are still outside the linear part (RX_WAITS_PORTS) is counted under
+     * port 0 of its namespace, which reads of any port there take from after their own. */
+    if (!e || (e->headless && e->headless != RX_WAITS_PORTS)) return;
     if (e->proto == NETLAT_PROTO_UDP) {
         rx_udp_kprobes_skipped(skb, key, e);
         return;
