@@ -176,100 +176,47 @@ int BPF_PROG(tp_consume_skb, struct sk_buff *skb)
  * The original project's functions and their twins. Each stage has one handler above; these only
  * unpack arguments. A function a kernel lacks (renamed, inlined) has its entry point switched off. */
 
-#define KPROBE_FENTRY_SKB(fn, handler)                        \
-    SEC("kprobe/" #fn)                                        \
-    int BPF_KPROBE(kp_##fn, struct sk_buff *skb)              \
-    {                                                         \
-        handler(0, skb);                                      \
-        return 0;                                             \
-    }                                                         \
-    SEC("fentry/" #fn)                                        \
-    int BPF_PROG(fe_##fn, struct sk_buff *skb)                \
-    {                                                         \
-        handler(1, skb);                                      \
-        return 0;                                             \
+/* A kprobe and an fentry program on function fn with the argument list `...`, both running `call`,
+ * in which `btf` says which of the two it is (a constant of each program: READ() then keeps only
+ * its own kind of load). */
+#define KPROBE_FENTRY(fn, call, ...)                 \
+    SEC("kprobe/" #fn)                               \
+    int BPF_KPROBE(kp_##fn, __VA_ARGS__)             \
+    {                                                \
+        const int btf = 0;                           \
+        call;                                        \
+        return 0;                                    \
+    }                                                \
+    SEC("fentry/" #fn)                               \
+    int BPF_PROG(fe_##fn, __VA_ARGS__)               \
+    {                                                \
+        const int btf = 1;                           \
+        call;                                        \
+        return 0;                                    \
     }
 
-/* Functions whose skb is not the first argument: (net, sk, skb) and (napi, skb). */
-#define KPROBE_FENTRY_SKB3(fn, handler)                                          \
-    SEC("kprobe/" #fn)                                                           \
-    int BPF_KPROBE(kp_##fn, void *net, void *sk, struct sk_buff *skb)            \
-    {                                                                            \
-        handler(0, skb);                                                         \
-        return 0;                                                                \
-    }                                                                            \
-    SEC("fentry/" #fn)                                                           \
-    int BPF_PROG(fe_##fn, void *net, void *sk, struct sk_buff *skb)              \
-    {                                                                            \
-        handler(1, skb);                                                         \
-        return 0;                                                                \
-    }
+/* The common shapes: a function of (skb), of (net, sk, skb), of (sk), and the socket stage of a
+ * send at a function of (struct socket *). */
+#define KPROBE_FENTRY_SKB(fn, handler) KPROBE_FENTRY(fn, handler(btf, skb), struct sk_buff *skb)
+#define KPROBE_FENTRY_SKB3(fn, handler) \
+    KPROBE_FENTRY(fn, handler(btf, skb), void *net, void *sk, struct sk_buff *skb)
+#define KPROBE_FENTRY_SOCK(fn, handler) KPROBE_FENTRY(fn, handler(btf, sk), struct sock *sk)
+#define KPROBE_FENTRY_SOCKET(fn) KPROBE_FENTRY(fn, tx_socket_of(btf, sock), struct socket *sock)
 
 static __always_inline void tx_socket_of(int btf, const struct socket *sock)
 {
-    __u64 now = bpf_ktime_get_ns();
+    __u64 now = bpf_ktime_get_ns(); /* first thing in the hook */
     tx_socket(btf, READ(btf, sock, sk), now);
 }
 
-/* The socket stage of a send, at a function whose first argument is the struct socket. */
-#define KPROBE_FENTRY_SOCKET(fn)                 \
-    SEC("kprobe/" #fn)                           \
-    int BPF_KPROBE(kp_##fn, struct socket *sock) \
-    {                                            \
-        tx_socket_of(0, sock);                   \
-        return 0;                                \
-    }                                            \
-    SEC("fentry/" #fn)                           \
-    int BPF_PROG(fe_##fn, struct socket *sock)   \
-    {                                            \
-        tx_socket_of(1, sock);                   \
-        return 0;                                \
-    }
 KPROBE_FENTRY_SOCKET(sock_sendmsg)
 KPROBE_FENTRY_SOCKET(__sock_sendmsg)
 /* Before 6.5, sendfile and splice to a socket go sock_sendpage -> kernel_sendpage ->
  * inet_sendpage -> tcp_sendpage, past __sock_sendmsg and tcp_sendmsg: each call sends one page. */
 KPROBE_FENTRY_SOCKET(kernel_sendpage)
-
-SEC("kprobe/tcp_sendpage")
-int BPF_KPROBE(kp_tcp_sendpage, struct sock *sk, struct page *page, int offset, size_t size)
-{
-    tx_transport_tcp_call(0, sk, (__u64)page, size);
-    return 0;
-}
-SEC("fentry/tcp_sendpage")
-int BPF_PROG(fe_tcp_sendpage, struct sock *sk, struct page *page, int offset, size_t size)
-{
-    tx_transport_tcp_call(1, sk, (__u64)page, size);
-    return 0;
-}
-
-SEC("kprobe/tcp_sendmsg")
-int BPF_KPROBE(kp_tcp_sendmsg, struct sock *sk, struct msghdr *msg)
-{
-    tx_transport_tcp(0, sk, msg);
-    return 0;
-}
-SEC("fentry/tcp_sendmsg")
-int BPF_PROG(fe_tcp_sendmsg, struct sock *sk, struct msghdr *msg)
-{
-    tx_transport_tcp(1, sk, msg);
-    return 0;
-}
-
-#define KPROBE_FENTRY_SOCK(fn, handler)             \
-    SEC("kprobe/" #fn)                              \
-    int BPF_KPROBE(kp_##fn, struct sock *sk)        \
-    {                                               \
-        handler(0, sk);                             \
-        return 0;                                   \
-    }                                               \
-    SEC("fentry/" #fn)                              \
-    int BPF_PROG(fe_##fn, struct sock *sk)          \
-    {                                               \
-        handler(1, sk);                             \
-        return 0;                                   \
-    }
+KPROBE_FENTRY(tcp_sendpage, tx_transport_tcp_call(btf, sk, (__u64)page, size), struct sock *sk,
+              struct page *page, int offset, size_t size)
+KPROBE_FENTRY(tcp_sendmsg, tx_transport_tcp(btf, sk, msg), struct sock *sk, struct msghdr *msg)
 KPROBE_FENTRY_SOCK(udp_sendmsg, tx_transport_udp)
 KPROBE_FENTRY_SOCK(udpv6_sendmsg, tx_transport_udp)
 KPROBE_FENTRY_SOCK(sock_def_readable, rx_queued)
@@ -282,19 +229,7 @@ KPROBE_FENTRY_SKB(dev_hard_start_xmit, tx_driver)
 KPROBE_FENTRY_SKB(netif_rx, rx_driver)
 KPROBE_FENTRY_SKB(__netif_rx, rx_driver)
 KPROBE_FENTRY_SKB(netif_receive_skb, rx_driver)
-
-SEC("kprobe/napi_gro_receive")
-int BPF_KPROBE(kp_napi_gro_receive, void *napi, struct sk_buff *skb)
-{
-    rx_driver(0, skb);
-    return 0;
-}
-SEC("fentry/napi_gro_receive")
-int BPF_PROG(fe_napi_gro_receive, void *napi, struct sk_buff *skb)
-{
-    rx_driver(1, skb);
-    return 0;
-}
+KPROBE_FENTRY(napi_gro_receive, rx_driver(btf, skb), void *napi, struct sk_buff *skb)
 
 static __always_inline void rx_device(int btf, const struct sk_buff *skb)
 {
@@ -321,19 +256,7 @@ KPROBE_FENTRY_SKB(tcp_v4_rcv, rx_transport)
 KPROBE_FENTRY_SKB(tcp_v6_rcv, rx_transport)
 KPROBE_FENTRY_SKB(udp_rcv, rx_transport)
 KPROBE_FENTRY_SKB(udpv6_rcv, rx_transport)
-
-SEC("kprobe/tcp_rcv_established")
-int BPF_KPROBE(kp_tcp_rcv_established, struct sock *sk, struct sk_buff *skb)
-{
-    rx_tcp_owned(0, sk, skb);
-    return 0;
-}
-SEC("fentry/tcp_rcv_established")
-int BPF_PROG(fe_tcp_rcv_established, struct sock *sk, struct sk_buff *skb)
-{
-    rx_tcp_owned(1, sk, skb);
-    return 0;
-}
+KPROBE_FENTRY(tcp_rcv_established, rx_tcp_owned(btf, sk, skb), struct sock *sk, struct sk_buff *skb)
 
 /* Reads: the socket stage needs the return value. fexit has arguments and result together; a
  * kretprobe does not, so its kprobe keeps (sk, flags) per thread. */
