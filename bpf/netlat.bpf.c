@@ -256,7 +256,14 @@ KPROBE_FENTRY_SKB(tcp_v4_rcv, rx_transport)
 KPROBE_FENTRY_SKB(tcp_v6_rcv, rx_transport)
 KPROBE_FENTRY_SKB(udp_rcv, rx_transport)
 KPROBE_FENTRY_SKB(udpv6_rcv, rx_transport)
-KPROBE_FENTRY(tcp_rcv_established, rx_tcp_owned(btf, sk, skb), struct sock *sk, struct sk_buff *skb)
+/* An arriving segment: its own receive join, and the socket's sends it acknowledges (tx_acked). */
+static __always_inline void tcp_established_rcv(int btf, struct sock *sk, struct sk_buff *skb)
+{
+    tx_acked(btf, sk);
+    rx_tcp_owned(btf, sk, skb);
+}
+KPROBE_FENTRY(tcp_rcv_established, tcp_established_rcv(btf, sk, skb), struct sock *sk,
+              struct sk_buff *skb)
 
 /* Reads: the socket stage needs the return value. fexit has arguments and result together; a
  * kretprobe does not, so its kprobe keeps (sk, flags) per thread. */

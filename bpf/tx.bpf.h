@@ -202,6 +202,25 @@ static long tx_join_call(__u32 i, void *ctx)
     return 0;
 }
 
+/* A segment arrives on a TCP socket (tcp_rcv_established), kprobe mode: send calls whose bytes the
+ * peer has acknowledged (snd_una) and that still wait for their packet went out in packets the
+ * network stage's kprobe did not see. tx_join counts them when a later packet of the socket passes
+ * them; at the end of a stream no later packet comes, so the acknowledgement counts them. Under
+ * the socket, as tx_join: in the softirq that owns it, or in process context from its backlog. */
+static __always_inline void tx_acked(int btf, const struct sock *sk)
+{
+    if (!(cfg_kprobe_stages & (1u << NETLAT_STAGE_TX_NETWORK))) return;
+    struct sock_state *r =
+        sock_state_get(btf, &tx_ring, NETLAT_MAP_TX_RING, sk, 0, NETLAT_SEG_TX_TRANSPORT_TO_NETWORK);
+    if (!r || r->tail == r->head) return;
+    __u32 una = BPF_CORE_READ((const struct tcp_sock *)sk, snd_una);
+    struct tx_walk c = {.w = {.k = {.owner = r->id, .pos = r->tail, .kind = PENDING_TX_CALL},
+                              .head = r->head, .seq = una, .r = r},
+                        .start = una}; /* every call it takes ends at or before its start */
+    loop(PENDING_WALK_MAX, tx_join_call, &c);
+    r->tail = c.w.k.pos;
+}
+
 /* The join of calls to the skb that carries them, at the network stage, or at the device stage
  * when the network stage did not run for this skb (no netfilter hook in its namespace yet, or none
  * on this kernel): then the segment ending at the device stage spans the gap. */
