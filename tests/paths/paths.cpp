@@ -380,10 +380,10 @@ std::string Window::moved_counters() const {
             continue;
         const double moved = delta(s.name, s.labels);
         if (moved == 0) continue;
-        out += s.name.substr(8) + "{";
-        for (const auto& [k, v] : s.labels) out += k + "=" + v + ",";
-        out.back() = '}';
-        out += "=" + std::to_string(static_cast<long>(moved)) + " ";
+        std::string labels;
+        for (const auto& [k, v] : s.labels) labels += (labels.empty() ? "" : ",") + k + "=" + v;
+        out += s.name.substr(8) + (labels.empty() ? "" : "{" + labels + "}") + "=" +
+               std::to_string(static_cast<long>(moved)) + " ";
     }
     return out.empty() ? "none" : out;
 }

@@ -14,9 +14,9 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <string>
-#include <iterator>
 #include <vector>
 
 #include "daemon/probes/probes.h"
